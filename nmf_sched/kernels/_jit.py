@@ -1,0 +1,16 @@
+"""The one place that holds the numba JIT options.
+
+``fastmath`` keeps reassociation and contraction (vectorized reductions) but
+never assumes finite values: divergence detection needs NaN and inf to survive.
+``NUMBA_DISABLE_JIT=1`` turns every kernel into plain Python (the tests run a
+subset that way to check the kernels against their naive references).
+"""
+from numba import njit
+
+FASTMATH = {"nsz", "arcp", "contract", "reassoc"}
+JIT_OPTIONS = dict(nogil=True, cache=True, fastmath=FASTMATH)
+
+
+def jit(fn):
+    """Compile ``fn`` with the project's JIT options."""
+    return njit(**JIT_OPTIONS)(fn)

@@ -1,0 +1,402 @@
+r"""The epoch loop of projected stochastic-gradient NMF.
+
+One *step* processes a row batch ``B`` (``b`` rows drawn without replacement
+within an epoch), sequentially:
+
+.. math::
+
+    W_B &\leftarrow \Pi_+\big(W_B - \eta_W\, (W_B HH^\top - V_B H^\top + \xi_W) P_W^{-1}\big) \\
+    H   &\leftarrow \Pi_+\big(H - \eta_H\, P_H^{-1} (s\,(W_B^\top W_B H - W_B^\top V_B) + \xi_H)\big),
+    \qquad s = m/b,
+
+where ``Pi_+`` clips at 0 (and at ``max_value`` when given), ``xi`` is the
+optional Gaussian gradient noise of the research model and ``P`` the
+preconditioner (identity, the block Lipschitz constant, or the k x k Gram).
+The step sizes are ``eta = guard * min(lr, kappa * ceiling)`` with the
+schedule's ``lr`` and the per-block ceiling from :mod:`nmf_sched.bounds`.
+
+Because every row is visited exactly once per epoch, the products
+``V_B^T W_B`` summed over the epoch equal ``V^T W`` at the end of the epoch, so
+the exact loss (Gram identity) costs nothing extra.
+"""
+from __future__ import annotations
+
+import logging
+import math
+import time
+from dataclasses import dataclass
+from typing import Any, Callable
+
+import numpy as np
+
+from . import bounds
+from .backend import is_sparse
+from .kernels.cpu import csr_rows_matmul, csr_rows_sqnorm, csr_rows_tmatmul
+from .objective import loss_from_products, sqnorm, vt_dot
+from .result import FitResult, Trace
+from .schedules.base import StepInfo
+
+log = logging.getLogger("nmf_sched")
+
+__all__ = ["SolverConfig", "run"]
+
+
+@dataclass
+class SolverConfig:
+    """Validated settings of one run (built by :func:`nmf_sched.fit`)."""
+
+    epochs: int = 200
+    batch_size: int = 256
+    noise_std: float = 0.0
+    clip_lr: bool = True
+    kappa: float = 0.9
+    clip_update: float | None = None
+    max_value: float | None = None
+    precondition: str = "gram"
+    tol: float = 1e-4
+    n_iter_no_change: int = 5
+    max_time: float | None = None
+    callback: Callable | None = None
+    progress: bool = False
+    schedule_every: int | None = None
+    schedule_loss: str = "full"
+    shuffle: str = "rows"
+    guard: bool = True
+    max_retries: int = 6
+    guard_shrink: float = 0.5
+    explode: float = 100.0
+
+
+class _Diverged(Exception):
+    pass
+
+
+def _inv_and_inv_sqrt(P, ridge=1e-12):
+    """``P^{-1}`` and ``P^{-1/2}`` of a PSD k x k matrix (float64), ridge-regularized."""
+    P = np.asarray(P, dtype=np.float64)
+    d, U = np.linalg.eigh(P)
+    floor = ridge * max(float(d[-1]), 1e-300)
+    d = np.maximum(d, floor)
+    inv = (U / d) @ U.T
+    inv_sqrt = (U / np.sqrt(d)) @ U.T
+    return inv, inv_sqrt
+
+
+def _split_lr(lr, m, n):
+    """Schedule output -> (lr_W, lr_H): floats or arrays shaped (m,k) / (n,k)."""
+    if isinstance(lr, dict):
+        try:
+            lw, lh = lr["W"], lr["H"]
+        except KeyError as exc:
+            raise ValueError(f"a per-block lr must have keys 'W' and 'H', got {sorted(lr)}") from exc
+    else:
+        lw = lh = lr
+    out = []
+    for name, v in (("W", lw), ("H", lh)):
+        if isinstance(v, np.ndarray) and v.ndim == 2:
+            if name == "H":
+                v = v.T  # per-entry LRs for H come shaped like H (k x n)
+            if not np.all(np.isfinite(v)) or np.any(v < 0):
+                raise ValueError(f"schedule returned a non-finite or negative per-entry lr for {name}")
+            out.append(v)
+        else:
+            v = float(v)
+            if not math.isfinite(v) or v < 0:
+                raise ValueError(f"schedule returned lr={v!r} for block {name}; it must be finite and >= 0")
+            out.append(v)
+    return out
+
+
+def _mean(x):
+    return float(np.mean(x)) if isinstance(x, np.ndarray) else float(x)
+
+
+class _Run:
+    def __init__(self, V, W, H, schedule, cfg: SolverConfig, rng: np.random.Generator):
+        self.V, self.cfg, self.rng, self.schedule = V, cfg, rng, schedule
+        self.m, self.n = V.shape
+        self.k = W.shape[1]
+        self.sparse = is_sparse(V)
+        self.dtype = W.dtype
+        self.W = np.ascontiguousarray(W)
+        self.Ht = np.ascontiguousarray(H.T)
+        self.b = min(cfg.batch_size, self.m)
+        self.full_batch = self.b >= self.m
+        self.vsq = sqnorm(V)
+        self.row_sq = csr_rows_sqnorm(V) if self.sparse else None
+        self.needs = tuple(getattr(schedule, "needs", ()))
+        self.guard = 1.0
+        self.step_count = 0
+        self.tick = 0
+        self.buf = None
+
+    # ------------------------------------------------------------------ batches
+    def batches(self):
+        m, b = self.m, self.b
+        if self.full_batch:
+            return [None]
+        if self.cfg.shuffle == "rows":
+            perm = self.rng.permutation(m)
+            return [np.sort(perm[a:a + b]) for a in range(0, m, b)]
+        starts = np.arange(0, m, b)
+        if self.cfg.shuffle == "blocks":
+            starts = self.rng.permutation(starts)
+        return [slice(int(a), int(min(m, a + b))) for a in starts]
+
+    def gather(self, idx):
+        """V_B (dense) or the row index array (sparse)."""
+        V = self.V
+        if idx is None:
+            return V
+        if self.sparse:
+            if isinstance(idx, slice):
+                return np.arange(idx.start, idx.stop)
+            return idx
+        if isinstance(idx, slice):
+            return np.asarray(V[idx])
+        if self.buf is None or self.buf.shape[0] < idx.shape[0]:
+            self.buf = np.empty((self.b, self.n), dtype=V.dtype)
+        out = self.buf[: idx.shape[0]]
+        np.take(V, idx, axis=0, out=out)
+        return out
+
+    def batch_products_P(self, VB):
+        if self.sparse:
+            rows = VB if VB is not self.V else np.arange(self.m)
+            return csr_rows_matmul(self.V, rows, self.Ht)
+        return VB @ self.Ht
+
+    def batch_products_Q(self, VB, WB):
+        if self.sparse:
+            rows = VB if VB is not self.V else np.arange(self.m)
+            return csr_rows_tmatmul(self.V, rows, WB)
+        return VB.T @ WB
+
+    def _bsz(self, idx):
+        if idx is None:
+            return self.m
+        if isinstance(idx, slice):
+            return idx.stop - idx.start
+        return idx.shape[0]
+
+    def batch_vsq(self, VB, idx):
+        if idx is None:
+            return self.vsq
+        if self.sparse:
+            return float(self.row_sq[VB].sum())
+        return float(np.einsum("ij,ij->", VB, VB, dtype=np.float64))
+
+    # ------------------------------------------------------------------ one step
+    def step(self, idx, lr_W, lr_H, acc):
+        cfg = self.cfg
+        VB = self.gather(idx)
+        scale = self.m / self._bsz(idx)
+        Ht = self.Ht
+        HHt = Ht.T @ Ht
+        WB = self.W if idx is None else self.W[idx]
+        P = self.batch_products_P(VB)
+        GB_old = WB.T @ WB
+        # batch loss before the step (the smoothed-loss signal, and a NaN check)
+        fB = 0.5 * (self.batch_vsq(VB, idx) - 2.0 * float(np.vdot(WB, P)) + float(np.vdot(GB_old, HHt)))
+        if not math.isfinite(fB) or (cfg.guard and fB * scale > cfg.explode * self.loss_ref):
+            raise _Diverged(f"batch loss {fB!r}")
+        acc["fB"] += fB * scale
+        acc["nB"] += 1
+        gW = WB @ HHt - P
+        if cfg.noise_std > 0:
+            gW = gW + self.rng.standard_normal(gW.shape).astype(self.dtype) * self.dtype.type(cfg.noise_std)
+        pre = cfg.precondition
+        LW = None
+        if pre == "gram":
+            PinvW, _ = _inv_and_inv_sqrt(HHt)
+            dW = gW @ PinvW.astype(self.dtype)
+        elif pre == "lipschitz":
+            LW = bounds.lmax(HHt)
+            dW = gW / self.dtype.type(LW if LW > 0 else 1.0)
+        else:
+            dW = gW
+        # W step needs its ceiling before H's batch Gram exists: compute it alone
+        if pre == "gram":
+            cW = 2.0
+        else:
+            LW = bounds.lmax(HHt) if LW is None else LW
+            cW = (2.0 if pre == "lipschitz" else 2.0 / LW) if LW > 0 else np.inf
+        eta_W = self._eta(lr_W, cW, idx, "W")
+        WBn = self._apply(WB, dW, eta_W)
+        if idx is None:
+            self.W = WBn
+        else:
+            self.W[idx] = WBn
+        GB = WBn.T @ WBn
+        self.G += GB - GB_old
+        Q = self.batch_products_Q(VB, WBn)
+        acc["A"] += Q
+        gH = scale * (Ht @ GB - Q)
+        if cfg.noise_std > 0:
+            gH += self.rng.standard_normal(gH.shape).astype(self.dtype) * self.dtype.type(cfg.noise_std)
+        if pre == "gram":
+            Ginv, Ginv_sqrt = _inv_and_inv_sqrt(self.G)
+            _, cH = bounds.step_ceilings(HHt, GB, scale, precondition="gram", G_inv_sqrt=Ginv_sqrt)
+            dH = gH @ Ginv.astype(self.dtype)
+        else:
+            _, cH = bounds.step_ceilings(HHt, GB, scale, precondition=pre, G=self.G)
+            dH = gH / self.dtype.type(bounds.lmax(self.G) or 1.0) if pre == "lipschitz" else gH
+        eta_H = self._eta(lr_H, cH, None, "H")
+        self.Ht = self._apply(Ht, dH, eta_H)
+        acc["cW"] = min(acc["cW"], cW)
+        acc["cH"] = min(acc["cH"], cH)
+        acc["eW"] += _mean(eta_W)
+        acc["eH"] += _mean(eta_H)
+        self.step_count += 1
+
+    def _eta(self, lr, ceiling, idx, block):
+        if isinstance(lr, np.ndarray) and idx is not None and block == "W":
+            lr = lr[idx]
+        if self.cfg.clip_lr and math.isfinite(ceiling):
+            lr = np.minimum(lr, self.cfg.kappa * ceiling) if isinstance(lr, np.ndarray) \
+                else min(lr, self.cfg.kappa * ceiling)
+        if isinstance(lr, np.ndarray):
+            return (lr * self.guard).astype(self.dtype)
+        return lr * self.guard
+
+    def _apply(self, X, D, eta):
+        cfg = self.cfg
+        upd = D * (eta if isinstance(eta, np.ndarray) else self.dtype.type(eta))
+        if cfg.clip_update is not None:
+            np.clip(upd, -cfg.clip_update, cfg.clip_update, out=upd)
+        Xn = X - upd
+        np.maximum(Xn, 0, out=Xn)
+        if cfg.max_value is not None:
+            np.minimum(Xn, cfg.max_value, out=Xn)
+        return Xn
+
+    # ------------------------------------------------------------------ epochs
+    def exact_loss(self, A=None):
+        if A is None:
+            A = vt_dot(self.V, self.W)
+        return loss_from_products(self.vsq, self.Ht, A, self.W.T @ self.W)
+
+    def initial_ceilings(self, first):
+        """Ceilings at the init for the first batch of the first epoch."""
+        VBidx = first
+        HHt = self.Ht.T @ self.Ht
+        WB = self.W if VBidx is None else self.W[VBidx]
+        bsz = self._bsz(VBidx)
+        GB = WB.T @ WB
+        pre = self.cfg.precondition
+        Gis = _inv_and_inv_sqrt(self.G)[1] if pre == "gram" else None
+        return bounds.step_ceilings(HHt, GB, self.m / bsz, precondition=pre, G=self.G, G_inv_sqrt=Gis)
+
+    def info(self, epoch, loss, cW, cH):
+        extras = {}
+        if "ceilings" in self.needs:
+            extras["ceilings"] = {"W": cW, "H": cH}
+        ceiling = min(cW, cH)
+        return StepInfo(step=self.step_count, epoch=epoch, loss=loss,
+                        ceiling=ceiling if math.isfinite(ceiling) else None,
+                        extras=extras, tick=self.tick)
+
+    def run(self) -> FitResult:
+        cfg, sched = self.cfg, self.schedule
+        t0 = time.perf_counter()
+        self.G = self.W.T @ self.W
+        loss0 = self.exact_loss()
+        self.loss_ref = max(loss0, 1e-300)
+        vnorm = math.sqrt(self.vsq)
+        trace = Trace()
+        pending = self.batches()
+        cW0, cH0 = self.initial_ceilings(pending[0])
+        state = sched.init()
+        state = sched.update(state, self.info(0, loss0, cW0, cH0))
+        trace.append(epoch=0, step=0, lr_W=np.nan, lr_H=np.nan, step_W=0.0, step_H=0.0,
+                     ceiling_W=cW0, ceiling_H=cH0, loss=loss0,
+                     rel_error=math.sqrt(2 * loss0) / vnorm, seconds=time.perf_counter() - t0, retries=0)
+        best = [loss0]
+        stop_reason = "max_epochs"
+        loss = loss0
+        bar = _progress(cfg.progress, cfg.epochs)
+        retries_total = 0
+        epoch = 0
+        while epoch < cfg.epochs:
+            snap = (self.W.copy(), self.Ht.copy(), state, self.step_count, self.tick)
+            acc = {"A": np.zeros((self.n, self.k), dtype=self.dtype), "fB": 0.0, "nB": 0,
+                   "cW": np.inf, "cH": np.inf, "eW": 0.0, "eH": 0.0}
+            lr_W, lr_H = _split_lr(sched.lr(state), self.m, self.n)
+            lr_log = (_mean(lr_W), _mean(lr_H))
+            timed_out = False
+            try:
+                for j, idx in enumerate(pending):
+                    self.step(idx, lr_W, lr_H, acc)
+                    if cfg.schedule_every and (j + 1) % cfg.schedule_every == 0 and j + 1 < len(pending):
+                        self.tick += 1
+                        state = sched.update(state, self.info(epoch, acc["fB"] / max(acc["nB"], 1),
+                                                              acc["cW"], acc["cH"]))
+                        lr_W, lr_H = _split_lr(sched.lr(state), self.m, self.n)
+                    if cfg.max_time is not None and time.perf_counter() - t0 > cfg.max_time \
+                            and j + 1 < len(pending):
+                        timed_out = True
+                        break
+                self.G = self.W.T @ self.W
+                loss = self.exact_loss(None if timed_out else acc["A"])
+                if not math.isfinite(loss) or (cfg.guard and loss > cfg.explode * self.loss_ref):
+                    raise _Diverged(f"loss {loss!r}")
+            except (_Diverged, FloatingPointError) as exc:
+                self.W, self.Ht, state, self.step_count, self.tick = snap
+                self.G = self.W.T @ self.W
+                retries_total += 1
+                log.info("epoch %d diverged (%s); restoring and shrinking the step", epoch + 1, exc)
+                if not cfg.guard or retries_total > cfg.max_retries:
+                    stop_reason = "diverged"
+                    loss = self.exact_loss()
+                    break
+                self.guard *= cfg.guard_shrink
+                pending = self.batches()
+                continue
+            epoch += 1
+            nB = max(acc["nB"], 1)
+            trace.append(epoch=epoch, step=self.step_count, lr_W=lr_log[0], lr_H=lr_log[1],
+                         step_W=acc["eW"] / nB, step_H=acc["eH"] / nB,
+                         ceiling_W=acc["cW"], ceiling_H=acc["cH"], loss=loss,
+                         rel_error=math.sqrt(2 * loss) / vnorm,
+                         seconds=time.perf_counter() - t0, retries=retries_total)
+            best.append(min(best[-1], loss))
+            if bar is not None:
+                bar.update(1)
+                bar.set_postfix(rel_error=f"{math.sqrt(2 * loss) / vnorm:.4g}")
+            log.debug("epoch %d loss %.6g", epoch, loss)
+            if timed_out or (cfg.max_time is not None and time.perf_counter() - t0 > cfg.max_time):
+                stop_reason = "max_time"
+                break
+            if cfg.callback is not None and cfg.callback(trace[-1], self.W, self.Ht.T):
+                stop_reason = "callback"
+                break
+            w = cfg.n_iter_no_change
+            if cfg.tol > 0 and len(best) > w and (best[-1 - w] - best[-1]) / self.loss_ref < cfg.tol:
+                stop_reason = "tol"
+                break
+            sched_loss = loss if cfg.schedule_loss == "full" else acc["fB"] / nB
+            self.tick += 1
+            state = sched.update(state, self.info(epoch, sched_loss, acc["cW"], acc["cH"]))
+            pending = self.batches()
+        if bar is not None:
+            bar.close()
+        H = np.ascontiguousarray(self.Ht.T)
+        return FitResult(W=self.W, H=H, trace=trace, stop_reason=stop_reason,
+                         schedule=sched, schedule_state=state, loss=float(loss),
+                         rel_error=math.sqrt(2 * max(loss, 0.0)) / vnorm, n_epochs=epoch,
+                         n_steps=self.step_count, seconds=time.perf_counter() - t0)
+
+
+def _progress(enabled, total):
+    if not enabled:
+        return None
+    try:
+        from tqdm.auto import tqdm
+    except ImportError as exc:  # pragma: no cover - depends on the environment
+        raise ImportError("progress=True needs tqdm: pip install 'nmf-sched[progress]'") from exc
+    return tqdm(total=total, unit="epoch", desc="nmf-sched")
+
+
+def run(V, W, H, schedule, cfg: SolverConfig, rng) -> FitResult:
+    """Run the epoch loop on validated inputs; see :func:`nmf_sched.fit`."""
+    return _Run(V, W, H, schedule, cfg, rng).run()
