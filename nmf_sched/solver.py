@@ -12,7 +12,9 @@ within an epoch), sequentially:
 where ``Pi_+`` clips at 0 (and at ``max_value`` when given), ``xi`` is the
 optional Gaussian gradient noise of the research model and ``P`` the
 preconditioner (identity, the block Lipschitz constant, or the k x k Gram).
-The step sizes are ``eta = guard * min(lr, kappa * ceiling)`` with the
+``cap`` is 1 with ``clip_lr`` (infinite without) until the divergence guard
+shrinks it.
+The step sizes are ``eta = min(lr, cap * kappa * ceiling)`` with the
 schedule's ``lr`` and the per-block ceiling from :mod:`nmf_sched.bounds`.
 
 Because every row is visited exactly once per epoch, the products
@@ -125,7 +127,8 @@ class _Run:
         self.vsq = sqnorm(V)
         self.row_sq = csr_rows_sqnorm(V) if self.sparse else None
         self.needs = tuple(getattr(schedule, "needs", ()))
-        self.guard = 1.0
+        # multiplier on kappa * ceiling: inf = no cap (clip_lr=False until a divergence)
+        self.cap = 1.0 if cfg.clip_lr else math.inf
         self.step_count = 0
         self.tick = 0
         self.buf = None
@@ -198,7 +201,7 @@ class _Run:
         GB_old = WB.T @ WB
         # batch loss before the step (the smoothed-loss signal, and a NaN check)
         fB = 0.5 * (self.batch_vsq(VB, idx) - 2.0 * float(np.vdot(WB, P)) + float(np.vdot(GB_old, HHt)))
-        if not math.isfinite(fB) or (cfg.guard and fB * scale > cfg.explode * self.loss_ref):
+        if not math.isfinite(fB) or fB * scale > cfg.explode * self.loss_ref:
             raise _Diverged(f"batch loss {fB!r}")
         acc["fB"] += fB * scale
         acc["nB"] += 1
@@ -252,12 +255,12 @@ class _Run:
     def _eta(self, lr, ceiling, idx, block):
         if isinstance(lr, np.ndarray) and idx is not None and block == "W":
             lr = lr[idx]
-        if self.cfg.clip_lr and math.isfinite(ceiling):
-            lr = np.minimum(lr, self.cfg.kappa * ceiling) if isinstance(lr, np.ndarray) \
-                else min(lr, self.cfg.kappa * ceiling)
+        if math.isfinite(self.cap) and math.isfinite(ceiling):
+            cap = self.cap * self.cfg.kappa * ceiling
+            lr = np.minimum(lr, cap) if isinstance(lr, np.ndarray) else min(lr, cap)
         if isinstance(lr, np.ndarray):
-            return (lr * self.guard).astype(self.dtype)
-        return lr * self.guard
+            return lr.astype(self.dtype)
+        return lr
 
     def _apply(self, X, D, eta):
         cfg = self.cfg
@@ -338,7 +341,7 @@ class _Run:
                         break
                 self.G = self.W.T @ self.W
                 loss = self.exact_loss(None if timed_out else acc["A"])
-                if not math.isfinite(loss) or (cfg.guard and loss > cfg.explode * self.loss_ref):
+                if not math.isfinite(loss) or loss > cfg.explode * self.loss_ref:
                     raise _Diverged(f"loss {loss!r}")
             except (_Diverged, FloatingPointError) as exc:
                 self.W, self.Ht, state, self.step_count, self.tick = snap
@@ -349,7 +352,9 @@ class _Run:
                     stop_reason = "diverged"
                     loss = self.exact_loss()
                     break
-                self.guard *= cfg.guard_shrink
+                # shrink the ceiling: the first divergence of an unclipped run turns
+                # the ceiling on, later ones halve it
+                self.cap = 1.0 if math.isinf(self.cap) else self.cap * cfg.guard_shrink
                 pending = self.batches()
                 continue
             epoch += 1
