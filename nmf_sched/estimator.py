@@ -1,0 +1,469 @@
+r"""``SGDNMF``: a scikit-learn estimator over the nmf-sched solver.
+
+This is the only module of :mod:`nmf_sched` that imports scikit-learn; the
+package exposes :class:`SGDNMF` lazily (``nmf_sched.SGDNMF``), so the core
+works without it.
+
+* :meth:`SGDNMF.fit` runs :func:`nmf_sched.fit` (projected stochastic
+  gradient descent with a learning-rate schedule and the stability ceiling),
+  then re-solves ``W`` for the final ``H`` (a few exact coordinate sweeps, the
+  same solver as :meth:`~SGDNMF.transform`), so that ``fit_transform(X)`` and
+  ``fit(X).transform(X)`` agree.
+* :meth:`SGDNMF.transform` solves the non-negative least-squares problem
+  ``min_{W >= 0} ||X - W H||_F`` with ``H = components_`` fixed, row by row.
+* :meth:`SGDNMF.partial_fit` learns from a stream of row chunks (online NMF).
+"""
+from __future__ import annotations
+
+import math
+import numbers
+import warnings
+
+import numpy as np
+import scipy.sparse as sp
+from sklearn.base import BaseEstimator, ClassNamePrefixFeaturesOutMixin, TransformerMixin
+from sklearn.exceptions import ConvergenceWarning
+from sklearn.utils import check_random_state
+from sklearn.utils.validation import check_is_fitted, check_non_negative
+
+try:  # scikit-learn >= 1.6
+    from sklearn.utils.validation import validate_data as _sk_validate_data
+except ImportError:  # pragma: no cover - older scikit-learn
+    _sk_validate_data = None
+
+from . import api as _api
+from .api import fit as _fit, resolve_schedule
+from .init import initialize
+from .objective import loss as _loss, sqnorm
+
+__all__ = ["SGDNMF", "nnls_gram"]
+
+_INITS = ("auto", "random", "nndsvd", "nndsvda", "nndsvdar")
+_BLOCK_ROWS = 8192
+
+
+# ---------------------------------------------------------------------------
+# the non-negative least-squares solver behind transform / partial_fit
+# ---------------------------------------------------------------------------
+def nnls_gram(C, G, Z0=None, *, max_iter=200, tol=1e-6):
+    r"""Row-wise NNLS in Gram form by exact coordinate descent (HALS).
+
+    Solves, independently for every row ``z`` of ``Z`` (and ``c`` of ``C``),
+
+    .. math:: \min_{z \ge 0}\ \tfrac12 z G z^\top - c\,z^\top,
+
+    which is :math:`\min_{w \ge 0} \tfrac12\|x - wH\|^2` for ``G = H H^T`` and
+    ``c = x H^T``. One sweep updates each coordinate ``j`` to its exact
+    minimizer, :math:`z_j \leftarrow \max(0, z_j - (zG - c)_j / G_{jj})`, so
+    the objective never increases. A row stops when its update is small:
+    :math:`\|\Delta z\|_2 \le \mathrm{tol}\,\|z\|_2`. Rows are solved
+    independently (also their stopping), so the result of a row does not
+    depend on the other rows: transforming a subset gives the subset of the
+    transform.
+
+    Parameters
+    ----------
+    C : ndarray (r, k)
+        Linear terms, e.g. ``X @ H.T``.
+    G : ndarray (k, k)
+        Symmetric positive semi-definite Gram, e.g. ``H @ H.T``.
+    Z0 : ndarray (r, k), optional
+        Warm start (copied). Default: the unconstrained least-squares solution
+        ``C G^+`` clipped at 0.
+    max_iter : int
+        Maximum sweeps per row.
+    tol : float
+        Relative stopping tolerance on the update of a row.
+
+    Returns
+    -------
+    Z : ndarray (r, k), float64, non-negative
+    n_iter : int
+        Sweeps done by the slowest row.
+
+    References
+    ----------
+    A. Cichocki, A.-H. Phan, IEICE Trans. Fundamentals E92-A(3), 2009 (HALS).
+    """
+    C = np.asarray(C, dtype=np.float64)
+    G = np.asarray(G, dtype=np.float64)
+    r, k = C.shape
+    d = np.diag(G).copy()
+    live = d > 0
+    if Z0 is None:
+        Z = np.maximum(C @ np.linalg.pinv(G, hermitian=True), 0.0)
+    else:
+        Z = np.array(Z0, dtype=np.float64, copy=True)
+    Z[:, ~live] = 0.0
+    cols = np.flatnonzero(live)
+    active = np.arange(r)
+    n_iter = 0
+    tol2 = float(tol) ** 2
+    while active.size and n_iter < max_iter:
+        n_iter += 1
+        Za = Z[active]
+        Ca = C[active]
+        change = np.zeros(active.size)
+        for j in cols:
+            g = Za @ G[:, j] - Ca[:, j]
+            new = np.maximum(Za[:, j] - g / d[j], 0.0)
+            diff = new - Za[:, j]
+            change += diff * diff
+            Za[:, j] = new
+        Z[active] = Za
+        norm2 = np.einsum("ij,ij->i", Za, Za)
+        still = change > tol2 * norm2
+        active = active[still]
+    return Z, n_iter
+
+
+def _solve_rows(X, H, Z0=None, *, max_iter, tol):
+    """``argmin_{W >= 0} ||X - W H||`` row-wise, in blocks of rows (float64)."""
+    H64 = np.asarray(H, dtype=np.float64)
+    G = H64 @ H64.T
+    m = X.shape[0]
+    W = np.empty((m, H.shape[0]), dtype=np.float64)
+    n_iter = 0
+    for a in range(0, m, _BLOCK_ROWS):
+        b = min(m, a + _BLOCK_ROWS)
+        C = np.asarray(X[a:b] @ H64.T, dtype=np.float64)
+        W[a:b], it = nnls_gram(C, G, None if Z0 is None else Z0[a:b], max_iter=max_iter, tol=tol)
+        n_iter = max(n_iter, it)
+    return W, n_iter
+
+
+# ---------------------------------------------------------------------------
+# parameter validation (settings are checked at fit, never in __init__)
+# ---------------------------------------------------------------------------
+def _is_int(v):
+    return isinstance(v, numbers.Integral) and not isinstance(v, (bool, np.bool_))
+
+
+def _is_real(v):
+    return isinstance(v, numbers.Real) and not isinstance(v, (bool, np.bool_))
+
+
+def _bad(name, value, what):
+    return ValueError(f"SGDNMF parameter {name} must be {what}; got {value!r}")
+
+
+def _int_param(name, value, minimum=1, allow_none=False, allow_str=None):
+    if value is None and allow_none:
+        return None
+    if allow_str is not None and isinstance(value, str) and value == allow_str:
+        return value
+    if not _is_int(value) or value < minimum:
+        extra = " or None" if allow_none else (f" or {allow_str!r}" if allow_str else "")
+        raise _bad(name, value, f"an integer >= {minimum}{extra}")
+    return int(value)
+
+
+def _float_param(name, value, *, positive=False, allow_none=False, upper=None):
+    if value is None and allow_none:
+        return None
+    ok = _is_real(value) and math.isfinite(float(value)) and (value > 0 if positive else value >= 0)
+    if ok and upper is not None:
+        ok = value <= upper
+    if not ok:
+        what = "a finite number " + ("> 0" if positive else ">= 0")
+        if upper is not None:
+            what += f" and <= {upper}"
+        raise _bad(name, value, what + (" or None" if allow_none else ""))
+    return float(value)
+
+
+class SGDNMF(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
+    r"""Non-negative matrix factorization by projected stochastic gradient descent.
+
+    Finds ``W >= 0`` (n_samples x n_components) and ``H = components_ >= 0``
+    (n_components x n_features) minimizing :math:`\tfrac12\|X - WH\|_F^2`
+    with :func:`nmf_sched.fit`: row minibatches, a pluggable learning-rate
+    schedule, and (with ``clip_lr``) the step capped at ``kappa`` times the
+    stability ceiling.
+
+    Parameters
+    ----------
+    n_components : int or None, default None
+        Rank ``k``; None uses ``n_features`` (as scikit-learn's NMF).
+    schedule : str, (str, dict), float, callable or Schedule, default "auto"
+        Learning-rate schedule, as in :func:`nmf_sched.fit`; ``"auto"`` is
+        GreedyLR started at, and capped by, the stability ceiling.
+    epochs : int, default 200
+        Maximum passes over the rows.
+    batch_size : int or "auto", default "auto"
+        Rows per stochastic step (``"auto"``: about 16 batches per epoch, at
+        least 256 rows).
+    init : {"auto", "random", "nndsvd", "nndsvda", "nndsvdar"}, default "auto"
+        Initialization (:func:`nmf_sched.init.initialize`).
+    random_state : None, int, numpy RandomState or Generator, default None
+        Seed; an int gives bit-identical results (the same as
+        ``nmf_sched.fit(seed=random_state)``).
+    noise_std : float, default 0.0
+        Std of additive Gaussian noise on every gradient entry.
+    clip_lr : bool, default True
+        Cap each block's step at ``kappa`` times its stability ceiling.
+    kappa : float, default 0.9
+        Fraction of the ceiling allowed.
+    precondition : str or None, default None
+        Gradient preconditioner, one of :func:`nmf_sched.fit`'s (``"gram"``:
+        the LR is dimensionless, 1 is a block Newton step; ``"none"``: plain
+        SGD). None uses :func:`nmf_sched.fit`'s default.
+    tol : float, default 1e-4
+        Relative-improvement stopping tolerance of the solver (0 disables).
+    max_time : float or None, default None
+        Wall-clock budget of a fit in seconds.
+    transform_max_iter : int, default 200
+        Maximum coordinate sweeps per row of the NNLS solve in
+        :meth:`transform` (and the polishing of ``W`` at the end of fit).
+    transform_tol : float, default 1e-6
+        Relative stopping tolerance of that solve.
+    forget_factor : float in [0, 1], default 0.7
+        :meth:`partial_fit` only: weight kept by the statistics of the chunks
+        seen so far when a new chunk arrives (0 forgets everything, 1 keeps
+        the plain sum).
+
+    Attributes
+    ----------
+    components_ : ndarray (n_components, n_features)
+        ``H``.
+    n_components_ : int
+    reconstruction_err_ : float
+        ``||X - W H||_F`` on the training data after fit (``W`` as returned
+        by ``fit_transform``).
+    n_iter_ : int
+        Epochs run by fit (chunks seen by partial_fit).
+    n_features_in_ : int
+    feature_names_in_ : ndarray of str
+        Only when X has string column names.
+    fit_result_ : FitResult
+        What :func:`nmf_sched.fit` returned (trace, stop reason, bound); its
+        ``W`` is the solver's, before the final re-solve.
+    n_samples_seen_ : int
+        partial_fit only: rows seen so far.
+    n_steps_ : int
+        partial_fit only: chunks seen so far.
+
+    Notes
+    -----
+    ``partial_fit`` is online NMF with sufficient statistics (Mairal et al.):
+    for a chunk ``X_c`` it solves ``W_c`` (as :meth:`transform`), updates
+    :math:`A \leftarrow \rho A + W_c^\top W_c`, :math:`B \leftarrow \rho B +
+    W_c^\top X_c` (``rho = forget_factor``) and moves ``H`` by a few exact
+    coordinate sweeps on the surrogate :math:`\tfrac12\mathrm{tr}(H^\top A H)
+    - \mathrm{tr}(H^\top B)`, each a projected step of LR ``1/A_{jj}`` on one
+    row of ``H``. It does not use ``schedule``.
+
+    References
+    ----------
+    J. Mairal, F. Bach, J. Ponce, G. Sapiro, "Online learning for matrix
+    factorization and sparse coding", JMLR 11, 2010.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from nmf_sched import SGDNMF
+    >>> X = np.random.default_rng(0).random((100, 20))
+    >>> est = SGDNMF(5, epochs=30, random_state=0)
+    >>> W = est.fit_transform(X)
+    >>> W.shape, est.components_.shape
+    ((100, 5), (5, 20))
+    """
+
+    def __init__(self, n_components=None, *, schedule="auto", epochs=200, batch_size="auto",
+                 init="auto", random_state=None, noise_std=0.0, clip_lr=True, kappa=0.9,
+                 precondition=None, tol=1e-4, max_time=None, transform_max_iter=200,
+                 transform_tol=1e-6, forget_factor=0.7):
+        self.n_components = n_components
+        self.schedule = schedule
+        self.epochs = epochs
+        self.batch_size = batch_size
+        self.init = init
+        self.random_state = random_state
+        self.noise_std = noise_std
+        self.clip_lr = clip_lr
+        self.kappa = kappa
+        self.precondition = precondition
+        self.tol = tol
+        self.max_time = max_time
+        self.transform_max_iter = transform_max_iter
+        self.transform_tol = transform_tol
+        self.forget_factor = forget_factor
+
+    # ------------------------------------------------------------------ plumbing
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.input_tags.positive_only = True
+        tags.input_tags.sparse = True
+        tags.transformer_tags.preserves_dtype = ["float64", "float32"]
+        return tags
+
+    def _more_tags(self):  # pragma: no cover - scikit-learn < 1.6
+        return {"requires_positive_X": True, "preserves_dtype": [np.float64, np.float32]}
+
+    @property
+    def _n_features_out(self):
+        return self.components_.shape[0]
+
+    def _validate(self, X, reset):
+        kw = dict(accept_sparse=("csr", "csc"), dtype=[np.float64, np.float32], reset=reset)
+        if _sk_validate_data is not None:
+            X = _sk_validate_data(self, X, **kw)
+        else:  # pragma: no cover - older scikit-learn
+            X = self._validate_data(X, **kw)
+        check_non_negative(X, f"{type(self).__name__} (input X)")
+        return X
+
+    def _check_params(self, n_features):
+        """Validate every setting; ValueError names the parameter."""
+        p = {}
+        k = _int_param("n_components", self.n_components, allow_none=True)
+        p["rank"] = n_features if k is None else k
+        p["epochs"] = _int_param("epochs", self.epochs)
+        p["batch_size"] = _int_param("batch_size", self.batch_size, allow_str="auto")
+        if not isinstance(self.init, str) or self.init not in _INITS:
+            raise _bad("init", self.init, f"one of {list(_INITS)}")
+        p["init"] = self.init
+        p["noise_std"] = _float_param("noise_std", self.noise_std)
+        if not isinstance(self.clip_lr, (bool, np.bool_)):
+            raise _bad("clip_lr", self.clip_lr, "a bool")
+        p["clip_lr"] = bool(self.clip_lr)
+        p["kappa"] = _float_param("kappa", self.kappa, positive=True)
+        choices = tuple(_api.PRECONDITIONERS)
+        if self.precondition is not None and (not isinstance(self.precondition, str)
+                                              or self.precondition not in choices):
+            raise _bad("precondition", self.precondition, f"None or one of {list(choices)}")
+        p["precondition"] = self.precondition
+        p["tol"] = _float_param("tol", self.tol)
+        p["max_time"] = _float_param("max_time", self.max_time, positive=True, allow_none=True)
+        self._transform_settings()
+        _float_param("forget_factor", self.forget_factor, upper=1.0)
+        try:
+            resolve_schedule(self.schedule, total=p["epochs"])
+        except (TypeError, ValueError) as exc:
+            raise ValueError(f"SGDNMF parameter schedule is invalid ({exc}); got "
+                             f"{self.schedule!r}") from exc
+        p["schedule"] = self.schedule
+        p["seed"] = self._seed()
+        return p
+
+    def _transform_settings(self):
+        return dict(max_iter=_int_param("transform_max_iter", self.transform_max_iter),
+                    tol=_float_param("transform_tol", self.transform_tol))
+
+    def _seed(self):
+        rs = self.random_state
+        if rs is None or isinstance(rs, np.random.Generator):
+            return rs
+        if _is_int(rs):
+            if rs < 0:
+                raise _bad("random_state", rs, "None, an integer >= 0, a RandomState or a Generator")
+            return int(rs)
+        if isinstance(rs, np.random.RandomState):
+            return int(check_random_state(rs).randint(np.iinfo(np.int32).max))
+        raise _bad("random_state", rs, "None, an integer >= 0, a RandomState or a Generator")
+
+    # ------------------------------------------------------------------ fitting
+    def fit(self, X, y=None):
+        """Learn the factorization of ``X`` (n_samples, n_features); returns self."""
+        self.fit_transform(X)
+        return self
+
+    def fit_transform(self, X, y=None):
+        """Learn the factorization and return ``W`` (n_samples, n_components).
+
+        ``W`` is re-solved exactly for the final ``components_`` (starting
+        from the solver's ``W``), so it equals ``transform(X)`` up to the
+        transform tolerance and its error is never above the solver's.
+        """
+        X = self._validate(X, reset=True)
+        p = self._check_params(X.shape[1])
+        extra = {} if p["precondition"] is None else {"precondition": p["precondition"]}
+        res = _fit(X, p["rank"], schedule=p["schedule"], epochs=p["epochs"],
+                   batch_size=p["batch_size"], init=p["init"], seed=p["seed"],
+                   noise_std=p["noise_std"], clip_lr=p["clip_lr"], kappa=p["kappa"],
+                   tol=p["tol"], max_time=p["max_time"], **extra)
+        if res.stop_reason == "diverged":
+            warnings.warn(f"SGDNMF: the solver diverged after {res.n_epochs} epochs "
+                          f"(rel_error {res.rel_error:.4g}); lower kappa or the schedule's LR",
+                          ConvergenceWarning, stacklevel=2)
+        H = np.asarray(res.H)
+        ts = self._transform_settings()
+        W, _ = _solve_rows(X, H, np.asarray(res.W, dtype=np.float64), **ts)
+        W = W.astype(X.dtype, copy=False)
+        self.components_ = H
+        self.n_components_ = H.shape[0]
+        self.reconstruction_err_ = math.sqrt(2.0 * _loss(X, W, H))
+        self.n_iter_ = int(res.n_epochs)
+        self.fit_result_ = res
+        for name in ("n_samples_seen_", "n_steps_", "_A", "_B"):
+            if hasattr(self, name):
+                delattr(self, name)
+        return W
+
+    def partial_fit(self, X, y=None):
+        """Update the factorization with one chunk of rows ``X``; returns self.
+
+        Call it once per chunk (e.g. ``for chunk in chunks: est.partial_fit(chunk)``),
+        possibly over several passes. The first call (on an unfitted
+        estimator) initializes ``components_`` from the chunk; a call after
+        :meth:`fit` continues from the fitted ``components_``.
+        """
+        first = not hasattr(self, "components_")
+        X = self._validate(X, reset=first)
+        p = self._check_params(X.shape[1])
+        ts = self._transform_settings()
+        rho = float(self.forget_factor)
+        if first:
+            _, H = initialize(X, p["rank"], p["init"], seed=p["seed"])
+            self.components_ = H.astype(X.dtype, copy=False)
+            self.n_components_ = H.shape[0]
+        H = np.asarray(self.components_, dtype=np.float64)
+        k = H.shape[0]
+        if not hasattr(self, "_A"):
+            self._A = np.zeros((k, k))
+            self._B = np.zeros((k, H.shape[1]))
+            self.n_samples_seen_ = 0
+            self.n_steps_ = 0
+        Wc, _ = _solve_rows(X, H, **ts)
+        self._A = rho * self._A + Wc.T @ Wc
+        self._B = rho * self._B + np.asarray((X.T @ Wc).T if sp.issparse(X) else Wc.T @ X)
+        # exact coordinate sweeps on the surrogate 0.5 tr(H^T A H) - tr(H^T B)
+        Ht, _ = nnls_gram(self._B.T, self._A, H.T, max_iter=_PARTIAL_SWEEPS, tol=ts["tol"])
+        self.components_ = np.ascontiguousarray(Ht.T).astype(self.components_.dtype, copy=False)
+        self.n_samples_seen_ += X.shape[0]
+        self.n_steps_ += 1
+        self.n_iter_ = self.n_steps_
+        return self
+
+    # ------------------------------------------------------------------ transform
+    def transform(self, X):
+        """``W = argmin_{W >= 0} ||X - W H||_F`` with ``H = components_`` fixed.
+
+        Parameters
+        ----------
+        X : array or sparse matrix (n_samples, n_features), non-negative
+
+        Returns
+        -------
+        W : ndarray (n_samples, n_components), X's float dtype
+        """
+        check_is_fitted(self, "components_")
+        X = self._validate(X, reset=False)
+        W, _ = _solve_rows(X, self.components_, **self._transform_settings())
+        return W.astype(X.dtype, copy=False)
+
+    def inverse_transform(self, X):
+        """Reconstruct data: ``X @ components_`` for ``X = W`` (n_samples, n_components)."""
+        check_is_fitted(self, "components_")
+        from sklearn.utils import check_array
+
+        W = check_array(X, accept_sparse=("csr", "csc"), dtype=[np.float64, np.float32])
+        if W.shape[1] != self.components_.shape[0]:
+            raise ValueError(f"X has {W.shape[1]} columns; expected n_components="
+                             f"{self.components_.shape[0]}")
+        out = W @ self.components_
+        return np.asarray(out.toarray() if sp.issparse(out) else out)
+
+
+#: coordinate sweeps on the surrogate per partial_fit call
+_PARTIAL_SWEEPS = 10
