@@ -195,9 +195,9 @@ def test_demo_small_epochs_writes_png_and_json(tmp_path, capsys):
         assert 1 <= run["epochs"] <= 3 and len(run["trace"]["epoch"]) == run["epochs"] + 1
 
 
-@pytest.mark.skipif(os.environ.get("NMF_SCHED_TEST_ENTRYPOINT") != "1",
-                    reason="set NMF_SCHED_TEST_ENTRYPOINT=1 to run the installed console script")
-def test_console_script(tmp_path):  # pragma: no cover - depends on the install
+def test_console_script_when_installed():
     exe = os.path.join(os.path.dirname(sys.executable), "nmf-sched")
+    if not os.path.exists(exe):
+        pytest.skip("the nmf-sched console script is not installed next to this python")
     proc = subprocess.run([exe, "--help"], capture_output=True, text=True, timeout=60)
     assert proc.returncode == 0 and "demo" in proc.stdout

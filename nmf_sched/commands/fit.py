@@ -161,7 +161,7 @@ def run(args) -> int:
         plot_traces({schedule_label(args.schedule): result}, args.plot)
     m, n = V.shape
     print(f"nmf-sched fit: {m}x{n} {kind} {V.dtype}, rank {args.rank}, schedule "
-          f"{result.schedule!r}: rel_error {result.rel_error:.4g} after {result.n_epochs} epochs "
+          f"{schedule_label(args.schedule)}: rel_error {result.rel_error:.4g} after {result.n_epochs} epochs "
           f"({result.stop_reason}) in {result.seconds:.2f} s -> {out}/"
           + (f", plot {args.plot}" if args.plot else ""))
     return 0
