@@ -12,9 +12,9 @@ within an epoch), sequentially:
 where ``Pi_+`` clips at 0 (and at ``max_value`` when given), ``xi`` is the
 optional Gaussian gradient noise of the research model and ``P`` the
 preconditioner (identity, the block Lipschitz constant, or the k x k Gram).
-``cap`` is 1 with ``clip_lr`` (infinite without) until the divergence guard
-shrinks it.
-The step sizes are ``eta = min(lr, cap * kappa * ceiling)`` with the
+``cap`` is 1 with ``clip_lr`` (infinite without) and ``damp`` is 1; after each
+divergence the guard sets ``cap = 1`` and halves ``damp``.
+The step sizes are ``eta = damp * min(lr, cap * kappa * ceiling)`` with the
 schedule's ``lr`` and the per-block ceiling from :mod:`nmf_sched.bounds`.
 
 Because every row is visited exactly once per epoch, the products
@@ -33,14 +33,19 @@ import numpy as np
 
 from . import bounds
 from .backend import is_sparse
-from .kernels.cpu import csr_rows_matmul, csr_rows_sqnorm, csr_rows_tmatmul
+from .kernels.cpu import cd_rows, csr_rows_matmul, csr_rows_sqnorm, csr_rows_tmatmul
 from .objective import loss_from_products, sqnorm, vt_dot
 from .result import FitResult, Trace
 from .schedules.base import StepInfo
 
 log = logging.getLogger("nmf_sched")
 
-__all__ = ["SolverConfig", "run"]
+__all__ = ["SolverConfig", "run", "PRECONDITIONERS"]
+
+#: ``"cd"``: coordinate-wise (Gauss–Seidel) scaled steps, the default;
+#: ``"gram"``: k x k Gram-preconditioned steps; ``"lipschitz"``: gradient over
+#: the block curvature; ``"none"``: plain SGD with an absolute LR.
+PRECONDITIONERS = ("cd", "gram", "lipschitz", "none")
 
 
 @dataclass
@@ -54,7 +59,7 @@ class SolverConfig:
     kappa: float = 0.9
     clip_update: float | None = None
     max_value: float | None = None
-    precondition: str = "gram"
+    precondition: str = "cd"
     tol: float = 1e-4
     n_iter_no_change: int = 5
     max_time: float | None = None
@@ -73,7 +78,7 @@ class _Diverged(Exception):
     pass
 
 
-def _inv_and_inv_sqrt(P, ridge=1e-12):
+def _inv_and_inv_sqrt(P, ridge=1e-9):
     """``P^{-1}`` and ``P^{-1/2}`` of a PSD k x k matrix (float64), ridge-regularized."""
     P = np.asarray(P, dtype=np.float64)
     d, U = np.linalg.eigh(P)
@@ -109,6 +114,27 @@ def _split_lr(lr, m, n):
     return out
 
 
+def _safe_diag(A):
+    d = np.diag(A).astype(np.float64)
+    return np.where(d > 0, d, max(float(d.max()), 1.0) * 1e-12 if d.size else 1.0)
+
+
+def _cd_ceiling_H(dG, GB, scale):
+    """Coordinate steps ``lr / G_cc`` on the batch curvature ``s (W_B^T W_B)_cc``
+    descend for ``lr < 2 G_cc / (s (W_B^T W_B)_cc)``: the ceiling is the min over c."""
+    dB = scale * np.diag(GB).astype(np.float64)
+    with np.errstate(divide="ignore"):
+        ratio = np.where(dB > 0, dG / np.where(dB > 0, dB, 1.0), np.inf)
+    return float(2.0 * np.min(ratio))
+
+
+def _scalar(eta, block):
+    if isinstance(eta, np.ndarray):
+        raise ValueError(f"precondition='cd' takes one learning rate per block; the schedule "
+                         f"returned per-entry learning rates for {block}")
+    return float(eta)
+
+
 def _mean(x):
     return float(np.mean(x)) if isinstance(x, np.ndarray) else float(x)
 
@@ -129,6 +155,8 @@ class _Run:
         self.needs = tuple(getattr(schedule, "needs", ()))
         # multiplier on kappa * ceiling: inf = no cap (clip_lr=False until a divergence)
         self.cap = 1.0 if cfg.clip_lr else math.inf
+        # multiplier on the step itself, halved by the guard after each divergence
+        self.damp = 1.0
         self.step_count = 0
         self.tick = 0
         self.buf = None
@@ -205,27 +233,29 @@ class _Run:
             raise _Diverged(f"batch loss {fB!r}")
         acc["fB"] += fB * scale
         acc["nB"] += 1
-        gW = WB @ HHt - P
-        if cfg.noise_std > 0:
-            gW = gW + self.rng.standard_normal(gW.shape).astype(self.dtype) * self.dtype.type(cfg.noise_std)
         pre = cfg.precondition
-        LW = None
-        if pre == "gram":
-            PinvW, _ = _inv_and_inv_sqrt(HHt)
-            dW = gW @ PinvW.astype(self.dtype)
-        elif pre == "lipschitz":
-            LW = bounds.lmax(HHt)
-            dW = gW / self.dtype.type(LW if LW > 0 else 1.0)
-        else:
-            dW = gW
-        # W step needs its ceiling before H's batch Gram exists: compute it alone
-        if pre == "gram":
+        # ---- W_B step (rows decouple: the curvature is HH^T for any batch)
+        if pre == "cd":
             cW = 2.0
+            eta_W = self._eta(lr_W, cW, idx, "W")
+            WBn = cd_rows(WB.copy() if idx is None else WB, HHt, P, _scalar(eta_W, "W"), 1.0,
+                          _safe_diag(HHt), self._noise(WB.shape), cfg.clip_update, cfg.max_value)
         else:
-            LW = bounds.lmax(HHt) if LW is None else LW
-            cW = (2.0 if pre == "lipschitz" else 2.0 / LW) if LW > 0 else np.inf
-        eta_W = self._eta(lr_W, cW, idx, "W")
-        WBn = self._apply(WB, dW, eta_W)
+            gW = WB @ HHt - P
+            if cfg.noise_std > 0:
+                gW += self._noise(gW.shape)
+            LW = bounds.lmax(HHt)
+            if pre == "gram":
+                dW = gW @ _inv_and_inv_sqrt(HHt)[0].astype(self.dtype)
+                cW = 2.0
+            elif pre == "lipschitz":
+                dW = gW / self.dtype.type(LW if LW > 0 else 1.0)
+                cW = 2.0 if LW > 0 else np.inf
+            else:
+                dW = gW
+                cW = 2.0 / LW if LW > 0 else np.inf
+            eta_W = self._eta(lr_W, cW, idx, "W")
+            WBn = self._apply(WB, dW, eta_W)
         if idx is None:
             self.W = WBn
         else:
@@ -234,23 +264,37 @@ class _Run:
         self.G += GB - GB_old
         Q = self.batch_products_Q(VB, WBn)
         acc["A"] += Q
-        gH = scale * (Ht @ GB - Q)
-        if cfg.noise_std > 0:
-            gH += self.rng.standard_normal(gH.shape).astype(self.dtype) * self.dtype.type(cfg.noise_std)
-        if pre == "gram":
-            Ginv, Ginv_sqrt = _inv_and_inv_sqrt(self.G)
-            _, cH = bounds.step_ceilings(HHt, GB, scale, precondition="gram", G_inv_sqrt=Ginv_sqrt)
-            dH = gH @ Ginv.astype(self.dtype)
+        # ---- H step from the batch (gradient scaled by m/b: unbiased)
+        if pre == "cd":
+            dG = _safe_diag(self.G)
+            cH = _cd_ceiling_H(dG, GB, scale)
+            eta_H = self._eta(lr_H, cH, None, "H")
+            self.Ht = cd_rows(Ht, GB, Q, _scalar(eta_H, "H"), scale, dG, self._noise(Ht.shape),
+                              cfg.clip_update, cfg.max_value)
         else:
-            _, cH = bounds.step_ceilings(HHt, GB, scale, precondition=pre, G=self.G)
-            dH = gH / self.dtype.type(bounds.lmax(self.G) or 1.0) if pre == "lipschitz" else gH
-        eta_H = self._eta(lr_H, cH, None, "H")
-        self.Ht = self._apply(Ht, dH, eta_H)
+            gH = scale * (Ht @ GB - Q)
+            if cfg.noise_std > 0:
+                gH += self._noise(gH.shape)
+            if pre == "gram":
+                Ginv, Ginv_sqrt = _inv_and_inv_sqrt(self.G)
+                _, cH = bounds.step_ceilings(HHt, GB, scale, precondition="gram", G_inv_sqrt=Ginv_sqrt)
+                dH = gH @ Ginv.astype(self.dtype)
+            else:
+                _, cH = bounds.step_ceilings(HHt, GB, scale, precondition=pre, G=self.G)
+                dH = gH / self.dtype.type(bounds.lmax(self.G) or 1.0) if pre == "lipschitz" else gH
+            eta_H = self._eta(lr_H, cH, None, "H")
+            self.Ht = self._apply(Ht, dH, eta_H)
         acc["cW"] = min(acc["cW"], cW)
         acc["cH"] = min(acc["cH"], cH)
         acc["eW"] += _mean(eta_W)
         acc["eH"] += _mean(eta_H)
         self.step_count += 1
+
+    def _noise(self, shape):
+        """Gaussian gradient noise of the research model (None when off)."""
+        if self.cfg.noise_std <= 0:
+            return None
+        return self.rng.standard_normal(shape).astype(self.dtype) * self.dtype.type(self.cfg.noise_std)
 
     def _eta(self, lr, ceiling, idx, block):
         if isinstance(lr, np.ndarray) and idx is not None and block == "W":
@@ -259,8 +303,8 @@ class _Run:
             cap = self.cap * self.cfg.kappa * ceiling
             lr = np.minimum(lr, cap) if isinstance(lr, np.ndarray) else min(lr, cap)
         if isinstance(lr, np.ndarray):
-            return lr.astype(self.dtype)
-        return lr
+            return (lr * self.damp).astype(self.dtype)
+        return lr * self.damp
 
     def _apply(self, X, D, eta):
         cfg = self.cfg
@@ -287,6 +331,8 @@ class _Run:
         bsz = self._bsz(VBidx)
         GB = WB.T @ WB
         pre = self.cfg.precondition
+        if pre == "cd":
+            return 2.0, _cd_ceiling_H(_safe_diag(self.G), GB, self.m / bsz)
         Gis = _inv_and_inv_sqrt(self.G)[1] if pre == "gram" else None
         return bounds.step_ceilings(HHt, GB, self.m / bsz, precondition=pre, G=self.G, G_inv_sqrt=Gis)
 
@@ -352,9 +398,10 @@ class _Run:
                     stop_reason = "diverged"
                     loss = self.exact_loss()
                     break
-                # shrink the ceiling: the first divergence of an unclipped run turns
-                # the ceiling on, later ones halve it
-                self.cap = 1.0 if math.isinf(self.cap) else self.cap * cfg.guard_shrink
+                # the first divergence of an unclipped run turns the ceiling on;
+                # every divergence halves the step
+                self.cap = 1.0
+                self.damp *= cfg.guard_shrink
                 pending = self.batches()
                 continue
             epoch += 1
@@ -376,7 +423,7 @@ class _Run:
                 stop_reason = "callback"
                 break
             w = cfg.n_iter_no_change
-            if cfg.tol > 0 and len(best) > w and (best[-1 - w] - best[-1]) / self.loss_ref < cfg.tol:
+            if cfg.tol > 0 and len(best) > w and (best[-1 - w] - best[-1]) <= cfg.tol * best[-1]:
                 stop_reason = "tol"
                 break
             sched_loss = loss if cfg.schedule_loss == "full" else acc["fB"] / nB

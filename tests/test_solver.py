@@ -183,9 +183,12 @@ def test_per_block_and_per_entry_learning_rates(small_dense):
         def update(self, state, info):
             return {}
 
-    a = nmf_sched.fit(small_dense, 4, schedule=PerEntry(), epochs=4, seed=0, tol=0)
-    b = nmf_sched.fit(small_dense, 4, schedule=0.5, epochs=4, seed=0, tol=0)
+    kw = dict(epochs=4, seed=0, tol=0, precondition="gram")
+    a = nmf_sched.fit(small_dense, 4, schedule=PerEntry(), **kw)
+    b = nmf_sched.fit(small_dense, 4, schedule=0.5, **kw)
     np.testing.assert_allclose(a.W, b.W, rtol=1e-12)
+    with pytest.raises(ValueError, match="per-entry"):
+        nmf_sched.fit(small_dense, 4, schedule=PerEntry(), epochs=1, precondition="cd")
 
     class PerBlock(PerEntry):
         def lr(self, state):

@@ -14,3 +14,4 @@ JIT_OPTIONS = dict(nogil=True, cache=True, fastmath=FASTMATH)
 def jit(fn):
     """Compile ``fn`` with the project's JIT options."""
     return njit(**JIT_OPTIONS)(fn)
+

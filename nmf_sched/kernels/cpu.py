@@ -8,7 +8,7 @@ import numpy as np
 
 from ._jit import jit
 
-__all__ = ["csr_rows_matmul", "csr_rows_tmatmul", "csr_rows_sqnorm"]
+__all__ = ["csr_rows_matmul", "csr_rows_tmatmul", "csr_rows_sqnorm", "cd_rows"]
 
 
 @jit
@@ -68,3 +68,54 @@ def csr_rows_sqnorm(V):
     out = np.empty(V.shape[0], dtype=np.float64)
     _rows_sqnorm(V.indptr, V.data, out)
     return out
+
+
+@jit
+def _cd_rows(X, A, P, lr, scale, diag, noise, has_noise, clip_update, max_value):
+    r, k = X.shape
+    for i in range(r):
+        for c in range(k):
+            g = 0.0
+            for d in range(k):
+                g += X[i, d] * A[d, c]
+            g = scale * (g - P[i, c])
+            if has_noise:
+                g += noise[i, c]
+            delta = lr * g / diag[c]
+            if delta > clip_update:
+                delta = clip_update
+            elif delta < -clip_update:
+                delta = -clip_update
+            x = X[i, c] - delta
+            if x < 0.0:
+                x = 0.0
+            elif x > max_value:
+                x = max_value
+            X[i, c] = x
+
+
+def cd_rows(X, A, P, lr, scale, diag, noise=None, clip_update=None, max_value=None):
+    r"""Projected coordinate-wise (Gauss–Seidel) steps on every row of ``X``, in place.
+
+    Each row ``x`` of ``X`` (r x k) sees the quadratic
+    :math:`q(x) = \tfrac{s}{2} x^\top A x - s\,p^\top x` (``p`` the row of ``P``).
+    For ``c = 0..k-1`` in turn, with the gradient recomputed after each change:
+
+    .. math:: x_c \leftarrow \Pi\big(x_c - \eta\,(s\,((xA)_c - p_c) + \xi_c) / d_c\big)
+
+    ``Pi`` clips to ``[0, max_value]`` and the change to ``[-clip_update, clip_update]``.
+    With ``d_c = s A_cc`` and ``eta = 1`` this is exact coordinate minimization
+    (HALS); each coordinate step decreases ``q`` for ``0 < eta d_c^{-1} < 2 / (s A_cc)``.
+    Rows are independent; the loop is serial on purpose: BLAS already
+    uses the cores between kernel calls, and a numba thread pool next to it
+    oversubscribes them (measured: 4-5 ms per call instead of 0.2 ms).
+    """
+    dt = X.dtype.type
+    has_noise = noise is not None
+    if noise is None:
+        noise = np.zeros((1, 1), dtype=X.dtype)
+    cu = np.inf if clip_update is None else clip_update
+    mv = np.inf if max_value is None else max_value
+    _cd_rows(X, np.ascontiguousarray(A, dtype=X.dtype), P, dt(lr), dt(scale),
+             np.ascontiguousarray(diag, dtype=X.dtype), noise, has_noise, dt(cu), dt(mv))
+    return X
