@@ -1,0 +1,140 @@
+r"""Numba loops of masked (entry-wise) NMF: only the loops that need compiling.
+
+The observed entries are given in coordinate form ``rows, cols, vals`` (length
+``nnz``); the factors are ``W`` (m, k) and ``Ht = H^T`` (n, k), both C-ordered so
+that one entry touches two contiguous rows. The caller shuffles the entries
+once (seeded) and each epoch visits them in blocks of ``bsize`` consecutive
+entries, the blocks in the order ``blocks`` (a permutation of
+``range(ceil(nnz / bsize))`` drawn from a seeded ``numpy.random.Generator``; no
+numba RNG), so a seed gives bit-identical factors. Streaming through blocks
+keeps the memory access sequential; ``bsize=1`` is a full random permutation.
+
+Entry step (projected SGD with per-entry L2 regularization), for entry
+``(i, j)`` with error :math:`e = v_{ij} - w_i \cdot h_j`, both rows updated from
+their old values:
+
+.. math::
+
+    w_i &\leftarrow \Pi_+\big(w_i - \eta_i\,(-e\,h_j + \lambda w_i)\big) \\
+    h_j &\leftarrow \Pi_+\big(h_j - \eta_j\,(-e\,w_i + \lambda h_j)\big)
+
+With ``adaptive=False``, :math:`\eta_i = \eta_j = \eta` (the schedule's global
+LR). With ``adaptive=True`` it is LIBMF's per-row rule [1]_:
+:math:`\eta_i = \eta / \sqrt{G^W_i}` where :math:`G^W_i` starts at 1 and, after
+each step on row ``i``, grows by the mean squared gradient entry
+:math:`\tfrac1k\|g_{w_i}\|^2` (AdaGrad with one accumulator per row); the same
+for the columns with :math:`G^H_j`.
+
+References
+----------
+.. [1] W.-S. Chin, Y. Zhuang, Y.-C. Juan, C.-J. Lin, "A learning-rate schedule
+   for stochastic gradient methods to matrix factorization", PAKDD 2015.
+"""
+from __future__ import annotations
+
+import math
+
+from ._jit import jit
+
+__all__ = ["sgd_entries", "sgd_entries_adaptive", "masked_sse", "row_sqnorms_max"]
+
+
+@jit
+def sgd_entries(rows, cols, vals, blocks, bsize, W, Ht, lr, lam):
+    """One epoch of projected entry-wise SGD (global LR), blocks in the order ``blocks``.
+
+    Returns the sum of squared errors met along the way (each error computed
+    before its own step: the "online" training loss of the epoch).
+    """
+    k = W.shape[1]
+    sse = 0.0
+    nnz = rows.shape[0]
+    for b in range(blocks.shape[0]):
+        start = blocks[b] * bsize
+        stop = min(start + bsize, nnz)
+        for e in range(start, stop):
+            i = rows[e]
+            j = cols[e]
+            pred = 0.0
+            for c in range(k):
+                pred += W[i, c] * Ht[j, c]
+            err = vals[e] - pred
+            sse += err * err
+            for c in range(k):
+                w = W[i, c]
+                h = Ht[j, c]
+                nw = w - lr * (lam * w - err * h)
+                nh = h - lr * (lam * h - err * w)
+                W[i, c] = nw if nw > 0.0 else 0.0
+                Ht[j, c] = nh if nh > 0.0 else 0.0
+    return sse
+
+
+@jit
+def sgd_entries_adaptive(rows, cols, vals, blocks, bsize, W, Ht, lr, lam, GW, GH):
+    """One epoch of entry-wise SGD with LIBMF's per-row adaptive step.
+
+    ``GW`` (m,) and ``GH`` (n,) are the accumulated mean squared gradients
+    (start them at 1); they are updated in place. Returns the online SSE.
+    """
+    k = W.shape[1]
+    sse = 0.0
+    nnz = rows.shape[0]
+    for b in range(blocks.shape[0]):
+        start = blocks[b] * bsize
+        stop = min(start + bsize, nnz)
+        for e in range(start, stop):
+            i = rows[e]
+            j = cols[e]
+            pred = 0.0
+            for c in range(k):
+                pred += W[i, c] * Ht[j, c]
+            err = vals[e] - pred
+            sse += err * err
+            etaw = lr / math.sqrt(GW[i])
+            etah = lr / math.sqrt(GH[j])
+            gw2 = 0.0
+            gh2 = 0.0
+            for c in range(k):
+                w = W[i, c]
+                h = Ht[j, c]
+                gw = lam * w - err * h
+                gh = lam * h - err * w
+                gw2 += gw * gw
+                gh2 += gh * gh
+                nw = w - etaw * gw
+                nh = h - etah * gh
+                W[i, c] = nw if nw > 0.0 else 0.0
+                Ht[j, c] = nh if nh > 0.0 else 0.0
+            GW[i] += gw2 / k
+            GH[j] += gh2 / k
+    return sse
+
+
+@jit
+def masked_sse(rows, cols, vals, W, Ht):
+    """Sum over the given entries of ``(v_ij - w_i . h_j)^2`` (float64 accumulator)."""
+    k = W.shape[1]
+    sse = 0.0
+    for e in range(rows.shape[0]):
+        i = rows[e]
+        j = cols[e]
+        pred = 0.0
+        for c in range(k):
+            pred += W[i, c] * Ht[j, c]
+        err = vals[e] - pred
+        sse += err * err
+    return sse
+
+
+@jit
+def row_sqnorms_max(X):
+    """``max_i ||X[i]||^2`` for a C-ordered (rows, k) array."""
+    best = 0.0
+    for i in range(X.shape[0]):
+        s = 0.0
+        for c in range(X.shape[1]):
+            s += X[i, c] * X[i, c]
+        if s > best:
+            best = s
+    return best
