@@ -173,11 +173,12 @@ def observed_entries(V, *, mask=None, missing=None):
     bad = ~np.isfinite(vals)
     if bad.any():
         e = int(np.flatnonzero(bad)[0])
-        raise ValueError(f"V has a non-finite value {vals[e]!r} {where} ({rows[e]}, {cols[e]})")
+        raise ValueError(f"V has a non-finite value {float(vals[e])!r} {where} "
+                         f"({int(rows[e])}, {int(cols[e])})")
     if (vals < 0).any():
         e = int(np.argmin(vals))
-        raise ValueError(f"V must be non-negative at the observed entries; got {vals[e]!r} "
-                         f"at ({rows[e]}, {cols[e]})")
+        raise ValueError(f"V must be non-negative at the observed entries; got {float(vals[e])!r} "
+                         f"at ({int(rows[e])}, {int(cols[e])})")
     return rows, cols, vals, shape
 
 

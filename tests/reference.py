@@ -67,3 +67,36 @@ def lipschitz_bruteforce(A_fn, shape, rng, n_dirs=200):
         D /= np.linalg.norm(D)
         best = max(best, float(np.linalg.norm(A_fn(D))))
     return best
+
+
+def masked_sgd_epoch(rows, cols, vals, order, W, Ht, lr, lam, GW=None, GH=None):
+    """Naive entry-wise projected SGD over the entries in ``order`` (masked NMF).
+
+    Plain Python, float64. With ``GW``/``GH`` (arrays, start at 1) it applies
+    LIBMF's per-row adaptive step ``lr / sqrt(G)``, then ``G += mean(g**2)``.
+    Returns the new ``W``, ``Ht`` (and ``GW``, ``GH``) without touching the inputs.
+    """
+    W = np.array(W, dtype=np.float64)
+    Ht = np.array(Ht, dtype=np.float64)
+    adaptive = GW is not None
+    if adaptive:
+        GW, GH = np.array(GW, dtype=np.float64), np.array(GH, dtype=np.float64)
+    for e in order:
+        i, j = int(rows[e]), int(cols[e])
+        w, h = W[i].copy(), Ht[j].copy()
+        err = float(vals[e]) - float(w @ h)
+        gw = lam * w - err * h
+        gh = lam * h - err * w
+        ew = lr / np.sqrt(GW[i]) if adaptive else lr
+        eh = lr / np.sqrt(GH[j]) if adaptive else lr
+        W[i] = np.maximum(w - ew * gw, 0.0)
+        Ht[j] = np.maximum(h - eh * gh, 0.0)
+        if adaptive:
+            GW[i] += float(gw @ gw) / len(w)
+            GH[j] += float(gh @ gh) / len(h)
+    return (W, Ht, GW, GH) if adaptive else (W, Ht)
+
+
+def block_order(blocks, bsize, nnz):
+    """Entry order of a blocked visit: blocks of ``bsize`` entries in the order ``blocks``."""
+    return [e for b in blocks for e in range(b * bsize, min((b + 1) * bsize, nnz))]
