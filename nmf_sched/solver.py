@@ -160,6 +160,9 @@ class _Run:
         self.step_count = 0
         self.tick = 0
         self.buf = None
+        # extras hook: only schedules that declare these needs pay for them
+        self.hg = _GradDot(self.m, self.n, self.k) if "grad_dot" in self.needs else None
+        self.probing = False
 
     # ------------------------------------------------------------------ batches
     def batches(self):
@@ -234,6 +237,9 @@ class _Run:
         acc["fB"] += fB * scale
         acc["nB"] += 1
         pre = cfg.precondition
+        hg = self.hg
+        if hg is not None:  # hypergradient: gradient at the batch, before the step
+            hg_gW, hg_WB = WB @ HHt - P, WB.copy()
         # ---- W_B step (rows decouple: the curvature is HH^T for any batch)
         if pre == "cd":
             cW = 2.0
@@ -256,6 +262,8 @@ class _Run:
                 cW = 2.0 / LW if LW > 0 else np.inf
             eta_W = self._eta(lr_W, cW, idx, "W")
             WBn = self._apply(WB, dW, eta_W)
+        if hg is not None:
+            hg.add("W", idx, hg_gW, hg_WB, WBn, eta_W)
         if idx is None:
             self.W = WBn
         else:
@@ -264,6 +272,8 @@ class _Run:
         self.G += GB - GB_old
         Q = self.batch_products_Q(VB, WBn)
         acc["A"] += Q
+        if hg is not None:
+            hg_gH, hg_Ht = scale * (Ht @ GB - Q), Ht.copy()
         # ---- H step from the batch (gradient scaled by m/b: unbiased)
         if pre == "cd":
             dG = _safe_diag(self.G)
@@ -284,6 +294,8 @@ class _Run:
                 dH = gH / self.dtype.type(bounds.lmax(self.G) or 1.0) if pre == "lipschitz" else gH
             eta_H = self._eta(lr_H, cH, None, "H")
             self.Ht = self._apply(Ht, dH, eta_H)
+        if hg is not None:
+            hg.add("H", None, hg_gH, hg_Ht, self.Ht, eta_H)
         acc["cW"] = min(acc["cW"], cW)
         acc["cH"] = min(acc["cH"], cH)
         acc["eW"] += _mean(eta_W)
@@ -292,7 +304,7 @@ class _Run:
 
     def _noise(self, shape):
         """Gaussian gradient noise of the research model (None when off)."""
-        if self.cfg.noise_std <= 0:
+        if self.cfg.noise_std <= 0 or self.probing:
             return None
         return self.rng.standard_normal(shape).astype(self.dtype) * self.dtype.type(self.cfg.noise_std)
 
@@ -336,10 +348,46 @@ class _Run:
         Gis = _inv_and_inv_sqrt(self.G)[1] if pre == "gram" else None
         return bounds.step_ceilings(HHt, GB, self.m / bsz, precondition=pre, G=self.G, G_inv_sqrt=Gis)
 
-    def info(self, epoch, loss, cW, cH):
+    def probe(self, idx):
+        """``lr -> (f_B(new), f_B(old), <grad f_B, new - old>)`` for one trial step on batch
+        ``idx`` (the batch the next step uses), with ``f_B`` the batch loss scaled by ``m/b``.
+        The factors are restored after each call; no noise is drawn."""
+        def f(lr):
+            VB = self.gather(idx)
+            s = self.m / self._bsz(idx)
+            W0, Ht0, G0, steps = self.W.copy(), self.Ht.copy(), self.G.copy(), self.step_count
+            WB0 = W0 if idx is None else W0[idx]
+            HHt0, P0 = Ht0.T @ Ht0, self.batch_products_P(VB)
+            vB = self.batch_vsq(VB, idx)
+            f0 = 0.5 * s * (vB - 2.0 * float(np.vdot(WB0, P0)) + float(np.vdot(WB0.T @ WB0, HHt0)))
+            gW, gH = s * (WB0 @ HHt0 - P0), s * (Ht0 @ (WB0.T @ WB0) - self.batch_products_Q(VB, WB0))
+            lw, lh = _split_lr(lr, self.m, self.n)
+            acc = {"A": np.zeros((self.n, self.k), dtype=self.dtype), "fB": 0.0, "nB": 0,
+                   "cW": np.inf, "cH": np.inf, "eW": 0.0, "eH": 0.0}
+            self.probing, hg, self.hg = True, self.hg, None
+            try:
+                self.step(idx, lw, lh, acc)
+                WB1 = self.W if idx is None else self.W[idx]
+                HHt1 = self.Ht.T @ self.Ht
+                f1 = 0.5 * s * (vB - 2.0 * float(np.vdot(WB1, self.batch_products_P(VB)))
+                                + float(np.vdot(WB1.T @ WB1, HHt1)))
+                lin = float(np.vdot(gW, WB1 - WB0)) + float(np.vdot(gH, self.Ht - Ht0))
+            except _Diverged:
+                f1, lin = math.inf, 0.0
+            finally:
+                self.W, self.Ht, self.G, self.step_count = W0, Ht0, G0, steps
+                self.probing, self.hg = False, hg
+            return f1, f0, lin
+        return f
+
+    def info(self, epoch, loss, cW, cH, next_idx=None):
         extras = {}
         if "ceilings" in self.needs:
             extras["ceilings"] = {"W": cW, "H": cH}
+        if self.hg is not None:
+            extras["grad_dot"] = self.hg.pop()
+        if "probe" in self.needs:
+            extras["probe"] = self.probe(next_idx)
         ceiling = min(cW, cH)
         return StepInfo(step=self.step_count, epoch=epoch, loss=loss,
                         ceiling=ceiling if math.isfinite(ceiling) else None,
@@ -356,7 +404,7 @@ class _Run:
         pending = self.batches()
         cW0, cH0 = self.initial_ceilings(pending[0])
         state = sched.init()
-        state = sched.update(state, self.info(0, loss0, cW0, cH0))
+        state = sched.update(state, self.info(0, loss0, cW0, cH0, pending[0]))
         trace.append(epoch=0, step=0, lr_W=np.nan, lr_H=np.nan, step_W=0.0, step_H=0.0,
                      ceiling_W=cW0, ceiling_H=cH0, loss=loss0,
                      rel_error=math.sqrt(2 * loss0) / vnorm, seconds=time.perf_counter() - t0, retries=0)
@@ -379,7 +427,7 @@ class _Run:
                     if cfg.schedule_every and (j + 1) % cfg.schedule_every == 0 and j + 1 < len(pending):
                         self.tick += 1
                         state = sched.update(state, self.info(epoch, acc["fB"] / max(acc["nB"], 1),
-                                                              acc["cW"], acc["cH"]))
+                                                              acc["cW"], acc["cH"], pending[j + 1]))
                         lr_W, lr_H = _split_lr(sched.lr(state), self.m, self.n)
                     if cfg.max_time is not None and time.perf_counter() - t0 > cfg.max_time \
                             and j + 1 < len(pending):
@@ -392,6 +440,8 @@ class _Run:
             except (_Diverged, FloatingPointError) as exc:
                 self.W, self.Ht, state, self.step_count, self.tick = snap
                 self.G = self.W.T @ self.W
+                if self.hg is not None:
+                    self.hg = _GradDot(self.m, self.n, self.k)
                 retries_total += 1
                 log.info("epoch %d diverged (%s); restoring and shrinking the step", epoch + 1, exc)
                 if not cfg.guard or retries_total > cfg.max_retries:
@@ -428,8 +478,8 @@ class _Run:
                 break
             sched_loss = loss if cfg.schedule_loss == "full" else acc["fB"] / nB
             self.tick += 1
-            state = sched.update(state, self.info(epoch, sched_loss, acc["cW"], acc["cH"]))
             pending = self.batches()
+            state = sched.update(state, self.info(epoch, sched_loss, acc["cW"], acc["cH"], pending[0]))
         if bar is not None:
             bar.close()
         H = np.ascontiguousarray(self.Ht.T)
@@ -437,6 +487,44 @@ class _Run:
                          schedule=sched, schedule_state=state, loss=float(loss),
                          rel_error=math.sqrt(2 * max(loss, 0.0)) / vnorm, n_epochs=epoch,
                          n_steps=self.step_count, seconds=time.perf_counter() - t0)
+
+
+class _GradDot:
+    r"""Hypergradient signals (``needs=("grad_dot",)``), summed over the steps since the last tick.
+
+    After each block step the displacement per unit LR, :math:`u = (X_{old} - X_{new}) / \eta`
+    (which includes the projection and the preconditioner), is kept per row; the next step on
+    those rows contributes :math:`h = g \odot u_{prev}` (:math:`g` the new minibatch gradient),
+    the hypergradient :math:`-\partial f / \partial \eta` of Baydin et al.
+    ``pop()`` returns ``{"W", "H"}`` (sums of h), ``{"W_g2", "H_g2", "W_u2", "H_u2"}`` (squared
+    norms of g and of u_prev) and ``{"W_entry" (m x k), "H_entry" (k x n)}`` (h per entry).
+    """
+
+    def __init__(self, m, n, k):
+        self.u = {"W": np.zeros((m, k)), "H": np.zeros((n, k))}
+        self._zero()
+
+    def _zero(self):
+        self.acc = {"W": 0.0, "H": 0.0, "W_g2": 0.0, "H_g2": 0.0, "W_u2": 0.0, "H_u2": 0.0}
+        self.entry = {b: np.zeros_like(u) for b, u in self.u.items()}
+
+    def add(self, block, idx, g, X_old, X_new, eta):
+        rows = slice(None) if idx is None else idx
+        u_prev = self.u[block][rows]
+        h = g * u_prev
+        self.acc[block] += float(h.sum())
+        self.acc[block + "_g2"] += float(np.vdot(g, g))
+        self.acc[block + "_u2"] += float(np.vdot(u_prev, u_prev))
+        self.entry[block][rows] += h
+        eta = np.asarray(eta, dtype=np.float64)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            u = np.where(eta > 0, (X_old - X_new) / np.where(eta > 0, eta, 1.0), 0.0)
+        self.u[block][rows] = u
+
+    def pop(self):
+        out = dict(self.acc, W_entry=self.entry["W"], H_entry=self.entry["H"].T)
+        self._zero()
+        return out
 
 
 def _progress(enabled, total):
