@@ -304,8 +304,10 @@ class _Run:
 
     def _noise(self, shape):
         """Gaussian gradient noise of the research model (None when off)."""
-        if self.cfg.noise_std <= 0 or self.probing:
+        if self.cfg.noise_std <= 0:
             return None
+        if self.probing:  # a line-search probe draws no noise
+            return np.zeros(shape, dtype=self.dtype)
         return self.rng.standard_normal(shape).astype(self.dtype) * self.dtype.type(self.cfg.noise_std)
 
     def _eta(self, lr, ceiling, idx, block):
@@ -378,6 +380,7 @@ class _Run:
                 self.W, self.Ht, self.G, self.step_count = W0, Ht0, G0, steps
                 self.probing, self.hg = False, hg
             return f1, f0, lin
+        f.batch_fraction = self._bsz(idx) / self.m
         return f
 
     def info(self, epoch, loss, cW, cH, next_idx=None):

@@ -14,6 +14,7 @@ from .compose import Chain, Warmup  # noqa: E402,F401
 from .greedy import GreedyLR  # noqa: E402,F401
 from .plateau import ReduceLROnPlateau  # noqa: E402,F401
 from . import hypergradient  # noqa: E402,F401
+from . import sls  # noqa: E402,F401
 
 __all__ = [
     "Schedule", "StepInfo", "available", "make_schedule", "register",
