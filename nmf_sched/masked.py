@@ -49,7 +49,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from .data import check_rank, check_seed
-from .kernels.masked import masked_sse, row_sqnorms_max, sgd_entries, sgd_entries_adaptive
+from .kernels.masked import cd_rows_masked, masked_sse, row_sqnorms_max, sgd_entries, sgd_entries_adaptive
 from .result import FitResult, Trace
 from .schedules.base import StepInfo
 
@@ -57,7 +57,7 @@ __all__ = ["fit_masked", "observed_entries", "split_observed", "rmse", "masked_c
            "masked_block_ceilings", "MISSING_MODES", "SOLVERS"]
 
 MISSING_MODES = (None, "nan", "unobserved")
-SOLVERS = ("entry",)
+SOLVERS = ("entry", "rows")
 _HINT = ("pass mask=<bool array, True = observed>, missing='nan' (dense V, NaN = missing) "
          "or missing='unobserved' (sparse V, stored entries = observed)")
 
@@ -230,7 +230,9 @@ def masked_ceiling(W, H, lam):
     return min(masked_block_ceilings(W, H, lam))
 
 
-def _ceilings(W, Ht, lam):
+def _ceilings(W, Ht, lam, solver="entry"):
+    if solver == "rows":
+        return 2.0, 2.0
     LW = row_sqnorms_max(Ht) + lam
     LH = row_sqnorms_max(W) + lam
     return (2.0 / LW if LW > 0 else math.inf), (2.0 / LH if LH > 0 else math.inf)
@@ -305,8 +307,14 @@ def fit_masked(V, rank, *, mask=None, missing=None, schedule="auto", epochs=50, 
         Per-entry L2 regularization :math:`\lambda` on W and H.
     seed : None, int or Generator
         Same seed, bit-identical factors (init, split, visiting orders).
-    solver : {"entry"}
-        Entry-wise SGD over shuffled observed entries.
+    solver : {"entry", "rows"}
+        ``"entry"``: entry-wise projected SGD over shuffled observed entries
+        (LR absolute, ceiling :func:`masked_ceiling`). ``"rows"``: each epoch
+        one Gauss–Seidel sweep of masked projected coordinate descent on every
+        row of W (each row's own k x k Gram over its observed entries), then on
+        every column of H (:func:`nmf_sched.kernels.masked.cd_rows_masked`);
+        not stochastic; LR dimensionless, ``1`` = exact coordinate
+        minimization, ceiling 2. ``adaptive`` does not apply to it.
     adaptive : bool, default False
         LIBMF's per-row adaptive step (AdaGrad-like, one accumulator per row of
         W and per column of H), the baseline rule; the schedule's LR is then
@@ -363,6 +371,8 @@ def fit_masked(V, rank, *, mask=None, missing=None, schedule="auto", epochs=50, 
             raise TypeError(f"{name} must be a bool, got {val!r}")
     if callback is not None and not callable(callback):
         raise TypeError(f"callback must be callable, got {callback!r}")
+    if adaptive and solver == "rows":
+        raise ValueError("adaptive=True is LIBMF's rule for solver='entry'; got solver='rows'")
     dt = vals.dtype
     rng = check_seed(seed)
     split_rng, init_rng, run_rng = rng.spawn(3)
@@ -391,6 +401,11 @@ def fit_masked(V, rank, *, mask=None, missing=None, schedule="auto", epochs=50, 
     tr_r, tr_c, tr_v = (tr_r[shuf].astype(np.int32), tr_c[shuf].astype(np.int32),
                         np.ascontiguousarray(tr_v[shuf]))
     n_blocks = -(-nnz // bsize)
+    if solver == "rows":
+        csr = sp.csr_array((tr_v, (tr_r, tr_c)), shape=shape)
+        csc = sp.csr_array((tr_v, (tr_c, tr_r)), shape=(n, m))
+        csr.sum_duplicates()
+        csc.sum_duplicates()
     if valid is not None:
         valid = (valid[0].astype(np.int32), valid[1].astype(np.int32), valid[2])
 
@@ -429,7 +444,7 @@ def fit_masked(V, rank, *, mask=None, missing=None, schedule="auto", epochs=50, 
 
     sched = resolve_schedule(schedule, total=epochs)
     needs = getattr(sched, "needs", ()) or ()
-    cW, cH = _ceilings(W, Ht, lam)
+    cW, cH = _ceilings(W, Ht, lam, solver)
     ceiling = min(cW, cH)
     rec, watched = evaluate(W, Ht)
 
@@ -464,7 +479,10 @@ def fit_masked(V, rank, *, mask=None, missing=None, schedule="auto", epochs=50, 
         eta *= damp
         backup = (W.copy(), Ht.copy(), GW.copy(), GH.copy())
         blocks = run_rng.permutation(n_blocks)
-        if adaptive:
+        if solver == "rows":
+            cd_rows_masked(csr.indptr, csr.indices, csr.data, W, Ht, eta, lam, 1)
+            cd_rows_masked(csc.indptr, csc.indices, csc.data, Ht, W, eta, lam, 1)
+        elif adaptive:
             sgd_entries_adaptive(tr_r, tr_c, tr_v, blocks, bsize, W, Ht, eta, lam, GW, GH)
         else:
             sgd_entries(tr_r, tr_c, tr_v, blocks, bsize, W, Ht, eta, lam)
@@ -480,7 +498,7 @@ def fit_masked(V, rank, *, mask=None, missing=None, schedule="auto", epochs=50, 
             W, Ht = backup[0], backup[1]
             break
         epoch += 1
-        cW, cH = _ceilings(W, Ht, lam)
+        cW, cH = _ceilings(W, Ht, lam, solver)
         ceiling = min(cW, cH)
         row = dict(epoch=epoch, step=epoch * nnz, lr=lr, lr_W=lr, lr_H=lr, step_size=eta,
                    step_W=eta, step_H=eta, ceiling=ceiling, ceiling_W=cW, ceiling_H=cH, **rec,
@@ -501,7 +519,7 @@ def fit_masked(V, rank, *, mask=None, missing=None, schedule="auto", epochs=50, 
             stop_reason = "max_time"
             break
     final = trace[-1]
-    cW, cH = _ceilings(W, Ht, lam)
+    cW, cH = _ceilings(W, Ht, lam, solver)
     return FitResult(
         W=W, H=np.ascontiguousarray(Ht.T), trace=trace, stop_reason=stop_reason, schedule=sched,
         schedule_state=state, loss=final["loss"], rel_error=final["rel_error"], n_epochs=epoch,

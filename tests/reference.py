@@ -100,3 +100,24 @@ def masked_sgd_epoch(rows, cols, vals, order, W, Ht, lr, lam, GW=None, GH=None):
 def block_order(blocks, bsize, nnz):
     """Entry order of a blocked visit: blocks of ``bsize`` entries in the order ``blocks``."""
     return [e for b in blocks for e in range(b * bsize, min((b + 1) * bsize, nnz))]
+
+
+def masked_cd_rows(Vd, M, W, Ht, lr, lam):
+    """Naive masked projected coordinate descent, one sweep per row of W (Ht fixed).
+
+    ``Vd`` dense values, ``M`` bool mask of observed entries. Row i: G = sum over
+    its observed j of h_j h_j^T + lam * n_i I, b = sum v_ij h_j, then for each
+    coordinate c: w_c <- max(0, w_c - lr * (G w - b)_c / G_cc).
+    """
+    W = np.array(W, dtype=np.float64)
+    for i in range(W.shape[0]):
+        js = np.flatnonzero(M[i])
+        if js.size == 0:
+            continue
+        Hj = Ht[js]
+        G = Hj.T @ Hj + lam * js.size * np.eye(W.shape[1])
+        b = Hj.T @ Vd[i, js]
+        for c in range(W.shape[1]):
+            g = G[c] @ W[i] - b[c]
+            W[i, c] = max(0.0, W[i, c] - lr * g / G[c, c])
+    return W

@@ -224,3 +224,30 @@ def test_bad_values():
         fit_masked(Vall, 2, missing="nan")
     with pytest.raises(TypeError, match="dtype"):
         fit_masked(np.array([["a", "b"]]), 1, missing="nan")
+
+
+def test_cd_rows_kernel_matches_reference():
+    from nmf_sched.kernels.masked import cd_rows_masked
+    from reference import masked_cd_rows
+
+    V, M = _problem(m=15, n=11, k=3, frac=0.4)
+    M[2] = False  # an empty row stays unchanged
+    r = np.random.default_rng(4)
+    W, Ht = r.random((15, 3)), r.random((11, 3))
+    A = sp.csr_array((V[M], np.nonzero(M)), shape=V.shape)
+    for lr in (1.0, 0.5):
+        W2 = W.copy()
+        cd_rows_masked(A.indptr, A.indices, A.data, W2, Ht, lr, 0.1, 1)
+        np.testing.assert_allclose(W2, masked_cd_rows(V, M, W, Ht, lr, 0.1), rtol=TOL["float64"],
+                                   atol=1e-12)
+        assert (W2[2] == W[2]).all()
+
+
+def test_rows_solver_recovers():
+    V, M = _problem(m=80, n=60, k=3, frac=0.4, noise=0.05)
+    res = fit_masked(V, 3, mask=M, seed=0, epochs=40, solver="rows", validation=0.1, lam=0.001)
+    _, _, vals, _ = observed_entries(V, mask=M)
+    assert res.settings["val_rmse"] < 0.35 * float(vals.std())
+    assert res.trace[1]["ceiling"] == 2.0
+    with pytest.raises(ValueError, match="adaptive=True"):
+        fit_masked(V, 3, mask=M, solver="rows", adaptive=True)

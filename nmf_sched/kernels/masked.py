@@ -34,9 +34,11 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
+
 from ._jit import jit
 
-__all__ = ["sgd_entries", "sgd_entries_adaptive", "masked_sse", "row_sqnorms_max"]
+__all__ = ["sgd_entries", "sgd_entries_adaptive", "masked_sse", "row_sqnorms_max", "cd_rows_masked"]
 
 
 @jit
@@ -138,3 +140,50 @@ def row_sqnorms_max(X):
         if s > best:
             best = s
     return best
+
+
+@jit
+def cd_rows_masked(indptr, indices, data, W, Ht, lr, lam, sweeps):
+    r"""Masked projected coordinate descent on every row of ``W`` (``Ht`` fixed).
+
+    Row ``i`` minimizes :math:`\tfrac12 w^\top G_i w - b_i^\top w` over
+    :math:`w \ge 0`, with :math:`G_i = \sum_{j \in \Omega_i} h_j h_j^\top +
+    \lambda |\Omega_i| I` and :math:`b_i = \sum_{j \in \Omega_i} v_{ij} h_j`
+    (``indptr, indices, data``: CSR of the observed entries). Each of
+    ``sweeps`` Gauss–Seidel sweeps takes, per coordinate,
+    :math:`w_c \leftarrow \max(0, w_c - \eta\,(G_i w - b_i)_c / (G_i)_{cc})`;
+    ``eta = 1`` is exact coordinate minimization, the ceiling is 2. Rows with no
+    entry are left unchanged. Call it on the transposed problem for ``H``.
+    """
+    k = W.shape[1]
+    G = np.zeros((k, k))
+    b = np.zeros(k)
+    for i in range(W.shape[0]):
+        p0 = indptr[i]
+        p1 = indptr[i + 1]
+        if p1 == p0:
+            continue
+        G[:, :] = 0.0
+        b[:] = 0.0
+        for p in range(p0, p1):
+            j = indices[p]
+            v = data[p]
+            for c in range(k):
+                hc = Ht[j, c]
+                b[c] += v * hc
+                for d in range(c, k):
+                    G[c, d] += hc * Ht[j, d]
+        reg = lam * (p1 - p0)
+        for c in range(k):
+            G[c, c] += reg
+            for d in range(c):
+                G[c, d] = G[d, c]
+        for _ in range(sweeps):
+            for c in range(k):
+                if G[c, c] <= 0.0:
+                    continue
+                g = -b[c]
+                for d in range(k):
+                    g += G[c, d] * W[i, d]
+                nw = W[i, c] - lr * g / G[c, c]
+                W[i, c] = nw if nw > 0.0 else 0.0
