@@ -241,6 +241,40 @@ def _ceilings(W, Ht, lam, solver="entry"):
 # ---------------------------------------------------------------------------
 # fit
 # ---------------------------------------------------------------------------
+#: Target size in bytes of one bin's factor rows in the entry solver's grid.
+CELL_BYTES = 256 * 1024
+
+
+class _Chunks:
+    """Grid of row bins x column bins; chunks of at most ``bsize`` entries per cell."""
+
+    def __init__(self, rows, cols, shape, row_bytes, bsize):
+        m, n = shape
+        R = max(1, -(-m * row_bytes // CELL_BYTES))
+        C = max(1, -(-n * row_bytes // CELL_BYTES))
+        cell = (rows.astype(np.int64) * R // m) * C + (cols.astype(np.int64) * C // n)
+        self.order = np.argsort(cell, kind="stable")  # keeps the shuffled order within a cell
+        starts = np.searchsorted(cell[self.order], np.arange(R * C + 1))
+        ptr, first, count = [], [], []
+        for c in range(R * C):
+            a, b = starts[c], starts[c + 1]
+            first.append(len(ptr))
+            cuts = list(range(a, b, bsize))
+            ptr.extend(cuts)
+            count.append(len(cuts))
+        ptr.append(len(rows))
+        self.ptr = np.asarray(ptr, dtype=np.int64)
+        self.first = np.asarray(first, dtype=np.int64)
+        self.count = np.asarray(count, dtype=np.int64)
+        self.grid = (R, C)
+
+    def epoch_order(self, rng):
+        """Cells in random order; within each, its chunks in random order."""
+        parts = [self.first[c] + rng.permutation(self.count[c])
+                 for c in rng.permutation(len(self.first)) if self.count[c]]
+        return np.concatenate(parts)
+
+
 def _check_real(name, value, *, positive=False, allow_none=False, upper=None):
     if value is None and allow_none:
         return None
@@ -337,9 +371,12 @@ def fit_masked(V, rank, *, mask=None, missing=None, schedule="auto", epochs=50, 
     callback : callable ``(record, W, H) -> bool``, optional
         Called each epoch; a truthy return stops.
     block_size : int, default 256
-        The training entries are shuffled once; each epoch visits blocks of
-        this many consecutive (shuffled) entries in a fresh random block order
-        (sequential memory access). ``1`` is a full reshuffle every epoch.
+        Visiting order of ``solver="entry"`` (LIBMF-like, for cache locality):
+        the training entries are shuffled once (seeded) and grouped into the
+        cells of a grid of contiguous row bins x column bins, each bin's factor
+        rows about :data:`CELL_BYTES`; each epoch visits the cells in a fresh
+        random order and, within a cell, chunks of ``block_size`` entries in a
+        fresh random order.
     guard : bool
         On a non-finite or exploding loss restore the last good factors and
         halve the step (at most 6 times); otherwise stop with "diverged".
@@ -396,11 +433,13 @@ def fit_masked(V, rank, *, mask=None, missing=None, schedule="auto", epochs=50, 
     tr_r, tr_c, tr_v = train
     nnz = tr_r.shape[0]
     bsize = _check_int("block_size", block_size)
-    # shuffle once (seeded), then stream blocks in a fresh random order each epoch
+    # shuffle once (seeded), then group into the cells of a grid of row/column bins
     shuf = run_rng.permutation(nnz)
-    tr_r, tr_c, tr_v = (tr_r[shuf].astype(np.int32), tr_c[shuf].astype(np.int32),
-                        np.ascontiguousarray(tr_v[shuf]))
-    n_blocks = -(-nnz // bsize)
+    tr_r, tr_c, tr_v = tr_r[shuf], tr_c[shuf], tr_v[shuf]
+    chunks = _Chunks(tr_r, tr_c, shape, k * dt.itemsize, bsize)
+    o = chunks.order
+    tr_r, tr_c, tr_v = (tr_r[o].astype(np.int32), tr_c[o].astype(np.int32),
+                        np.ascontiguousarray(tr_v[o]))
     if solver == "rows":
         csr = sp.csr_array((tr_v, (tr_r, tr_c)), shape=shape)
         csc = sp.csr_array((tr_v, (tr_c, tr_r)), shape=(n, m))
@@ -478,14 +517,14 @@ def fit_masked(V, rank, *, mask=None, missing=None, schedule="auto", epochs=50, 
         eta = lr if not (math.isfinite(cap) and math.isfinite(ceiling)) else min(lr, cap * kappa * ceiling)
         eta *= damp
         backup = (W.copy(), Ht.copy(), GW.copy(), GH.copy())
-        blocks = run_rng.permutation(n_blocks)
+        blocks = chunks.epoch_order(run_rng)
         if solver == "rows":
             cd_rows_masked(csr.indptr, csr.indices, csr.data, W, Ht, eta, lam, 1)
             cd_rows_masked(csc.indptr, csc.indices, csc.data, Ht, W, eta, lam, 1)
         elif adaptive:
-            sgd_entries_adaptive(tr_r, tr_c, tr_v, blocks, bsize, W, Ht, eta, lam, GW, GH)
+            sgd_entries_adaptive(tr_r, tr_c, tr_v, blocks, chunks.ptr, W, Ht, eta, lam, GW, GH)
         else:
-            sgd_entries(tr_r, tr_c, tr_v, blocks, bsize, W, Ht, eta, lam)
+            sgd_entries(tr_r, tr_c, tr_v, blocks, chunks.ptr, W, Ht, eta, lam)
         rec, watched = evaluate(W, Ht)
         if not math.isfinite(rec["loss"]) or rec["loss"] > 100.0 * max(loss0, 1e-300):
             if guard and retries < max_retries:
@@ -529,6 +568,7 @@ def fit_masked(V, rank, *, mask=None, missing=None, schedule="auto", epochs=50, 
                       adaptive=bool(adaptive), validation=validation if not isinstance(validation, tuple) else "entries",
                       schedule_on=schedule_on, clip_lr=bool(clip_lr), kappa=kappa, tol=tol,
                       seed=seed if not hasattr(seed, "spawn") else None, dtype=str(dt),
+                      grid=list(chunks.grid) if solver == "entry" else None,
                       n_observed=int(rows.shape[0]), n_train=int(nnz),
                       n_valid=0 if valid is None else int(valid[0].shape[0]),
                       empty_rows=empty_rows, empty_cols=empty_cols,

@@ -97,9 +97,9 @@ def masked_sgd_epoch(rows, cols, vals, order, W, Ht, lr, lam, GW=None, GH=None):
     return (W, Ht, GW, GH) if adaptive else (W, Ht)
 
 
-def block_order(blocks, bsize, nnz):
-    """Entry order of a blocked visit: blocks of ``bsize`` entries in the order ``blocks``."""
-    return [e for b in blocks for e in range(b * bsize, min((b + 1) * bsize, nnz))]
+def block_order(blocks, ptr):
+    """Entry order of a chunked visit: chunk ``b`` is ``ptr[b]:ptr[b+1]``, in the order ``blocks``."""
+    return [e for b in blocks for e in range(ptr[b], ptr[b + 1])]
 
 
 def masked_cd_rows(Vd, M, W, Ht, lr, lam):

@@ -38,11 +38,12 @@ def _entries(seed=1, m=12, n=9, k=3, nnz=50):
 @pytest.mark.parametrize("bsize", [1, 7])
 def test_sgd_kernel_matches_reference(bsize):
     rows, cols, vals, W, Ht, r = _entries()
-    blocks = r.permutation(-(-len(vals) // bsize))
-    order = block_order(blocks, bsize, len(vals))
+    ptr = np.minimum(np.arange(0, len(vals) + bsize, bsize), len(vals))
+    blocks = r.permutation(len(ptr) - 1)
+    order = block_order(blocks, ptr)
     Wr, Hr = masked_sgd_epoch(rows, cols, vals, order, W, Ht, 0.05, 0.1)
     W2, H2 = W.copy(), Ht.copy()
-    sse = sgd_entries(rows, cols, vals, blocks, bsize, W2, H2, 0.05, 0.1)
+    sse = sgd_entries(rows, cols, vals, blocks, ptr, W2, H2, 0.05, 0.1)
     np.testing.assert_allclose(W2, Wr, rtol=TOL["float64"], atol=1e-12)
     np.testing.assert_allclose(H2, Hr, rtol=TOL["float64"], atol=1e-12)
     assert sse > 0 and (W2 >= 0).all() and (H2 >= 0).all()
@@ -53,7 +54,7 @@ def test_sgd_kernel_projects():
     vals[:] = 0.0  # the data pull everything down: projection must bind
     blocks = np.arange(len(vals))
     W2, H2 = W.copy(), Ht.copy()
-    sgd_entries(rows, cols, vals, blocks, 1, W2, H2, 2.0, 0.0)
+    sgd_entries(rows, cols, vals, blocks, np.arange(len(vals) + 1), W2, H2, 2.0, 0.0)
     Wr, Hr = masked_sgd_epoch(rows, cols, vals, list(blocks), W, Ht, 2.0, 0.0)
     assert (W2 == 0).any()
     np.testing.assert_allclose(W2, Wr, rtol=TOL["float64"], atol=1e-12)
@@ -65,7 +66,8 @@ def test_adaptive_kernel_matches_reference():
     GW, GH = np.ones(W.shape[0]), np.ones(Ht.shape[0])
     Wr, Hr, GWr, GHr = masked_sgd_epoch(rows, cols, vals, list(blocks), W, Ht, 0.1, 0.05, GW, GH)
     W2, H2 = W.copy(), Ht.copy()
-    sgd_entries_adaptive(rows, cols, vals, blocks, 1, W2, H2, 0.1, 0.05, GW, GH)
+    sgd_entries_adaptive(rows, cols, vals, blocks, np.arange(len(vals) + 1), W2, H2, 0.1, 0.05,
+                         GW, GH)
     for a, b in ((W2, Wr), (H2, Hr), (GW, GWr), (GH, GHr)):
         np.testing.assert_allclose(a, b, rtol=TOL["float64"], atol=1e-12)
 

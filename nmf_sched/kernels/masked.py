@@ -2,12 +2,12 @@ r"""Numba loops of masked (entry-wise) NMF: only the loops that need compiling.
 
 The observed entries are given in coordinate form ``rows, cols, vals`` (length
 ``nnz``); the factors are ``W`` (m, k) and ``Ht = H^T`` (n, k), both C-ordered so
-that one entry touches two contiguous rows. The caller shuffles the entries
-once (seeded) and each epoch visits them in blocks of ``bsize`` consecutive
-entries, the blocks in the order ``blocks`` (a permutation of
-``range(ceil(nnz / bsize))`` drawn from a seeded ``numpy.random.Generator``; no
-numba RNG), so a seed gives bit-identical factors. Streaming through blocks
-keeps the memory access sequential; ``bsize=1`` is a full random permutation.
+that one entry touches two contiguous rows. The caller arranges the entries
+in chunks (chunk ``b`` is ``ptr[b]:ptr[b+1]``) and each epoch visits the chunks
+in the order ``blocks``, drawn from a seeded ``numpy.random.Generator`` (no
+numba RNG), so a seed gives bit-identical factors. Streaming through chunks
+keeps the memory access sequential; chunks of one entry each in a random order
+is a full random permutation.
 
 Entry step (projected SGD with per-entry L2 regularization), for entry
 ``(i, j)`` with error :math:`e = v_{ij} - w_i \cdot h_j`, both rows updated from
@@ -42,19 +42,16 @@ __all__ = ["sgd_entries", "sgd_entries_adaptive", "masked_sse", "row_sqnorms_max
 
 
 @jit
-def sgd_entries(rows, cols, vals, blocks, bsize, W, Ht, lr, lam):
-    """One epoch of projected entry-wise SGD (global LR), blocks in the order ``blocks``.
+def sgd_entries(rows, cols, vals, blocks, ptr, W, Ht, lr, lam):
+    """One epoch of projected entry-wise SGD (global LR), chunks in the order ``blocks``.
 
     Returns the sum of squared errors met along the way (each error computed
     before its own step: the "online" training loss of the epoch).
     """
     k = W.shape[1]
     sse = 0.0
-    nnz = rows.shape[0]
     for b in range(blocks.shape[0]):
-        start = blocks[b] * bsize
-        stop = min(start + bsize, nnz)
-        for e in range(start, stop):
+        for e in range(ptr[blocks[b]], ptr[blocks[b] + 1]):
             i = rows[e]
             j = cols[e]
             pred = 0.0
@@ -73,7 +70,7 @@ def sgd_entries(rows, cols, vals, blocks, bsize, W, Ht, lr, lam):
 
 
 @jit
-def sgd_entries_adaptive(rows, cols, vals, blocks, bsize, W, Ht, lr, lam, GW, GH):
+def sgd_entries_adaptive(rows, cols, vals, blocks, ptr, W, Ht, lr, lam, GW, GH):
     """One epoch of entry-wise SGD with LIBMF's per-row adaptive step.
 
     ``GW`` (m,) and ``GH`` (n,) are the accumulated mean squared gradients
@@ -81,11 +78,8 @@ def sgd_entries_adaptive(rows, cols, vals, blocks, bsize, W, Ht, lr, lam, GW, GH
     """
     k = W.shape[1]
     sse = 0.0
-    nnz = rows.shape[0]
     for b in range(blocks.shape[0]):
-        start = blocks[b] * bsize
-        stop = min(start + bsize, nnz)
-        for e in range(start, stop):
+        for e in range(ptr[blocks[b]], ptr[blocks[b] + 1]):
             i = rows[e]
             j = cols[e]
             pred = 0.0
