@@ -6,10 +6,10 @@ generates a planted low-rank + noise float32 matrix chunk-wise *on the workers*
 it (each worker holds its row blocks), runs :func:`nmf_sched.distributed.fit`
 and reports the error, the time and each worker's peak RSS (``ru_maxrss``).
 
-    python benchmarks/bench_distributed.py                       # 40000 x 4000 (0.6 GiB), 512 MiB/worker
+    python benchmarks/bench_distributed.py                       # 56000 x 4000 (0.83 GiB), 768 MiB/worker
     python benchmarks/bench_distributed.py --rows 80000 --memory-limit 1GiB
 
-Spilling is switched off so the data really lives in the workers' memory
+Spilling and pausing are switched off so the data really lives in the workers' memory
 (a block spilled to disk would make the comparison with memory_limit moot).
 Results: benchmarks/results/distributed.json and .md.
 """
@@ -44,12 +44,12 @@ def _peak_rss():
 
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--rows", type=int, default=40000)
+    ap.add_argument("--rows", type=int, default=56000)
     ap.add_argument("--cols", type=int, default=4000)
-    ap.add_argument("--block-rows", type=int, default=5000)
+    ap.add_argument("--block-rows", type=int, default=4000)
     ap.add_argument("--rank", type=int, default=16)
     ap.add_argument("--workers", type=int, default=2)
-    ap.add_argument("--memory-limit", default="512MiB")
+    ap.add_argument("--memory-limit", default="768MiB")
     ap.add_argument("--epochs", type=int, default=5)
     ap.add_argument("--batch-size", default="auto")
     ap.add_argument("--out", default=str(HERE / "results" / "distributed"))
@@ -66,7 +66,7 @@ def main(argv=None):
     nbytes = m * n * 4
     with dask.config.set({"distributed.worker.memory.target": False,
                           "distributed.worker.memory.spill": False,
-                          "distributed.worker.memory.pause": 0.97,
+                          "distributed.worker.memory.pause": False,
                           "distributed.worker.memory.terminate": False}):
         cluster = LocalCluster(n_workers=args.workers, threads_per_worker=1, processes=True,
                                host="127.0.0.1", dashboard_address=None, memory_limit=limit)
