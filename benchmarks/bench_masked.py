@@ -132,8 +132,8 @@ def write_md(results, path):
              f"Machine: {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs; "
              "medians of 3 interleaved runs (wall-time range in brackets); held-out RMSE on 10% of the "
              "observed entries. The machine is shared (other jobs ran during the measurement), so "
-             "single wall times spread by up to 2x; LIBMF's 2 threads suffer more from that "
-             "contention than nmf-sched's serial loop.", ""]
+             "single wall times spread by up to 2x; LIBMF runs 2 threads and nmf-sched 1, so the "
+             "contention may affect them differently.", ""]
     for res in results:
         v = res["verdict"]
         lines += [f"## {res['name']}: {res['m']} x {res['n']}, rank {res['k']}, "
