@@ -64,3 +64,16 @@ def test_bad_arguments(client):
         ndist.fit(np.ones((10, 4)), 2, client=client)
     with pytest.raises(TypeError, match="nmf_sched.distributed.fit"):
         nmf_sched.fit(dV, 2)
+
+
+def test_noise_and_lazy_W(client):
+    V = planted_dense(m=300, n=20, k=3, noise=0.3, seed=5)
+    dV = da.from_array(V, chunks=(150, 20))
+    res = ndist.fit(dV, 3, epochs=4, batch_size=100, seed=2, client=client, tol=0,
+                    noise_std=1e-3, return_numpy=False)
+    assert isinstance(res.W, da.Array) and res.W.shape == (300, 3)
+    W = res.W.compute()
+    err = np.linalg.norm(V - W @ res.H) / np.linalg.norm(V)
+    assert math.isclose(err, res.rel_error, rel_tol=1e-6)
+    again = ndist.fit(dV, 3, epochs=4, batch_size=100, seed=2, client=client, tol=0, noise_std=1e-3)
+    np.testing.assert_allclose(again.W, W, rtol=1e-12)  # same seed, same run
