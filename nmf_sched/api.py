@@ -98,7 +98,8 @@ def fit(V, rank, *, schedule="auto", epochs=200, batch_size="auto", init="auto",
         W0=None, H0=None, noise_std=0.0, clip_lr=True, kappa=0.9, clip_update=None,
         max_value=None, precondition="cd", tol=1e-4, n_iter_no_change=5, max_time=None,
         callback=None, progress=False, schedule_every=None, schedule_loss="full",
-        shuffle="rows", guard=True) -> FitResult:
+        shuffle="rows", guard=True, mask=None, missing=None, lam=0.01, validation=None,
+        schedule_on="train", adaptive=False, solver="entry") -> FitResult:
     r"""Factorize ``V ~= W H`` (W, H >= 0) by projected stochastic gradient descent.
 
     Minimizes :math:`\tfrac12\|V - WH\|_F^2` with row minibatches drawn without
@@ -166,6 +167,15 @@ def fit(V, rank, *, schedule="auto", epochs=200, batch_size="auto", init="auto",
         good factors, halve the step and retry (at most 6 times); with
         ``guard=False`` the first divergence stops the run.
 
+    mask : array (m, n) of bool, optional
+        Observed entries (masked NMF, :func:`nmf_sched.masked.fit_masked`): the
+        loss and gradients run over observed entries only.
+    missing : {"nan", "unobserved"}, optional
+        ``"nan"``: NaN entries of a dense V are missing; ``"unobserved"``: the
+        stored entries of a sparse V are the observations, the rest unknown.
+    lam, validation, schedule_on, adaptive, solver
+        Masked-mode settings, see :func:`nmf_sched.masked.fit_masked`.
+
     Returns
     -------
     FitResult
@@ -179,6 +189,26 @@ def fit(V, rank, *, schedule="auto", epochs=200, batch_size="auto", init="auto",
     >>> res.W.shape, res.H.shape
     ((100, 5), (5, 40))
     """
+    if mask is not None or missing is not None:
+        from .masked import fit_masked
+
+        if init not in ("auto", "random", "custom"):
+            raise ValueError(f"init={init!r} is not supported with mask=/missing= (masked NMF "
+                             "initializes uniformly at the observed mean, or from W0/H0)")
+        for name, value, default in (("batch_size", batch_size, "auto"), ("noise_std", noise_std, 0.0),
+                                     ("clip_update", clip_update, None), ("max_value", max_value, None),
+                                     ("precondition", precondition, "cd"),
+                                     ("schedule_every", schedule_every, None),
+                                     ("schedule_loss", schedule_loss, "full"),
+                                     ("shuffle", shuffle, "rows"), ("progress", progress, False)):
+            if value != default:
+                raise ValueError(f"{name}={value!r} is not supported with mask=/missing= "
+                                 "(masked NMF); leave it at its default")
+        return fit_masked(V, rank, mask=mask, missing=missing, schedule=schedule, epochs=epochs,
+                          lam=lam, seed=seed, solver=solver, adaptive=adaptive,
+                          validation=validation, schedule_on=schedule_on, W0=W0, H0=H0,
+                          clip_lr=clip_lr, kappa=kappa, tol=tol, n_iter_no_change=n_iter_no_change,
+                          max_time=max_time, callback=callback, guard=guard)
     if is_cupy(V):
         from .gpu import fit as gpu_fit
 

@@ -43,7 +43,7 @@ __all__ = [
 #: Largest block (in bytes) that the dense scans read at once.
 CHUNK_BYTES = 64 * 2**20
 
-_NAN_HINT = "to treat NaN as missing entries pass mask=... (masked NMF)"
+_NAN_HINT = "to treat NaN as missing entries pass missing='nan' or a mask= of observed entries (masked NMF)"
 
 
 # ---------------------------------------------------------------------------
