@@ -15,6 +15,7 @@ from .greedy import GreedyLR  # noqa: E402,F401
 from .plateau import ReduceLROnPlateau  # noqa: E402,F401
 from . import hypergradient  # noqa: E402,F401
 from . import sls  # noqa: E402,F401
+from . import rl_policy  # noqa: E402,F401
 
 __all__ = [
     "Schedule", "StepInfo", "available", "make_schedule", "register",

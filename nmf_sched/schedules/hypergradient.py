@@ -40,8 +40,8 @@ class Hypergradient(_ParamsRepr):
     "gram"}``: the default coordinate-descent step takes one LR per block.
 
     After each update the LR is clipped to :math:`[\eta_{min}, \eta_{max}]` with
-    ``max_lr="bound"`` = the block's current ceiling; with ``clip_lr`` the solver
-    additionally applies ``kappa_solver * ceiling`` to the step.
+    ``max_lr="bound"`` = ``kappa *`` the block's current ceiling (as in GreedyLR);
+    with ``clip_lr`` the solver additionally caps the step at ``kappa_solver * ceiling``.
 
     Parameters
     ----------
@@ -54,7 +54,9 @@ class Hypergradient(_ParamsRepr):
     min_lr : float >= 0 or None
         Floor; ``None``: ``1e-4 * lr0``.
     max_lr : float, "bound" or None, default "bound"
+        ``"bound"``: ``kappa *`` the block's ceiling, re-read at every tick.
     kappa : float in (0, 1], default 0.5
+        Fraction of the ceiling for ``lr`` and ``max_lr="bound"``.
     total : ignored
 
     Examples
@@ -126,7 +128,7 @@ class Hypergradient(_ParamsRepr):
             if self.max_lr is None:
                 hi = math.inf
             elif self.max_lr == "bound":
-                hi = ceil[b] if ceil[b] is not None else math.inf
+                hi = self.kappa * ceil[b] if ceil[b] is not None else math.inf
             else:
                 hi = float(self.max_lr)
             out[b] = (lo, max(hi, lo))
