@@ -70,8 +70,10 @@ __all__ = ["fit"]
 
 # ----------------------------------------------------------------- worker side
 def _block_sqnorm(Vi):
+    """``(||V_i||^2, sum V_i, min V_i)`` of one block (float64)."""
     Vi = np.asarray(Vi)
-    return float(np.einsum("ij,ij->", Vi, Vi, dtype=np.float64)), float(Vi.sum(dtype=np.float64))
+    return (float(np.einsum("ij,ij->", Vi, Vi, dtype=np.float64)), float(Vi.sum(dtype=np.float64)),
+            float(Vi.min()) if Vi.size else 0.0)
 
 
 def _init_W(Vi, k, scale, seed, dtype):
@@ -198,8 +200,13 @@ def fit(V, rank, *, schedule="auto", epochs=200, batch_size="auto", seed=None, c
     stats = client.gather([client.submit(_block_sqnorm, blocks[i], pure=False, **on(i)) for i in range(nb)])
     vsq = sum(s[0] for s in stats)
     mean = sum(s[1] for s in stats) / (m * n)
-    if vsq <= 0 or not math.isfinite(vsq):
-        raise ValueError(f"V must be finite, non-negative and not all zero (||V||^2 = {vsq!r})")
+    vmin = min(s[2] for s in stats)
+    if not math.isfinite(vsq) or not vmin == vmin:
+        raise ValueError("V must be finite (it contains NaN or inf)")
+    if vmin < 0:
+        raise ValueError(f"V must be non-negative, got min(V) = {vmin!r}")
+    if vsq <= 0:
+        raise ValueError("V is all zero")
     scale = math.sqrt(mean / k)
     seeds = rng.integers(0, 2**63 - 1, size=nb + 1)
     Ht = (scale * np.random.default_rng(seeds[-1]).random((n, k))).astype(dtype)

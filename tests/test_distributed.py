@@ -62,6 +62,8 @@ def test_bad_arguments(client):
         ndist.fit(dV, 2, precondition="gram", client=client)
     with pytest.raises(TypeError, match="dask"):
         ndist.fit(np.ones((10, 4)), 2, client=client)
+    with pytest.raises(ValueError, match="non-negative"):
+        ndist.fit(-dV, 2, client=client)
     with pytest.raises(TypeError, match="nmf_sched.distributed.fit"):
         nmf_sched.fit(dV, 2)
 
