@@ -137,7 +137,7 @@ def test_rl_train_cli_tiny(tmp_path):
 
 def test_bench_quick_mode(tmp_path):
     out = subprocess.run([sys.executable, os.path.join(ROOT, "benchmarks", "bench_schedules.py"),
-                          "--quick", "--epochs", "4", "--out", str(tmp_path)],
+                          "--quick", "--out", str(tmp_path)],
                          cwd=ROOT, capture_output=True, text=True, timeout=170)
     assert out.returncode == 0, out.stderr[-2000:]
     res = json.loads((tmp_path / "schedules_quick.json").read_text())
