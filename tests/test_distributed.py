@@ -1,5 +1,6 @@
 """Dask data-parallel fit on a real LocalCluster (2 worker processes, loopback)."""
 import math
+import os
 
 import numpy as np
 import pytest
@@ -15,6 +16,9 @@ from conftest import planted_dense  # noqa: E402
 
 @pytest.fixture(scope="module")
 def client():
+    # distributed writes OMP/MKL/OPENBLAS_NUM_THREADS=1 and MALLOC_TRIM_THRESHOLD_ into
+    # os.environ of this process (for its workers); restore it for the rest of the session
+    saved = dict(os.environ)
     cluster = distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
                                        host="127.0.0.1", dashboard_address=None,
                                        memory_limit="1GiB")
@@ -24,6 +28,8 @@ def client():
     finally:
         c.close()
         cluster.close()
+        os.environ.clear()
+        os.environ.update(saved)
 
 
 def test_matches_single_machine(client):
