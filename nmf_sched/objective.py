@@ -38,8 +38,8 @@ def sqnorm(V) -> float:
         return float(xp.vdot(V.ravel(), V.ravel()).real)
     total = 0.0
     for a, b in _row_chunks(V):
-        blk = np.asarray(V[a:b], dtype=np.float64)
-        total += float(np.einsum("ij,ij->", blk, blk))
+        blk = np.asarray(V[a:b])
+        total += float(np.einsum("ij,ij->", blk, blk, dtype=np.float64))
     return total
 
 
