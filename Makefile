@@ -12,10 +12,11 @@ PYTEST       := $(BIN)/python -m pytest -q -p no:cacheprovider
 DEMO_OUT     ?= demo_out
 
 # Extras installed for each stamp (.venv/.stamp-<name>, see pyproject.toml).
-# `test` already holds everything the demo needs (scikit-learn for digits,
+# `make test` also installs the dask and rl extras so the Dask LocalCluster and
+# gymnasium/PPO tests run for real. `test` already holds everything the demo needs (scikit-learn for digits,
 # scikit-image, matplotlib, tqdm); `bench` adds libmf, a C++ source build.
 # torch comes only with the `rl` extra, which pins it (torch==2.13.0).
-EXTRAS_test      ?= test,bench
+EXTRAS_test      ?= test,bench,dask,rl
 EXTRAS_demo      ?= test
 EXTRAS_rl        ?= test,rl
 EXTRAS_dask      ?= test,dask
