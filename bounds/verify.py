@@ -1,0 +1,932 @@
+#!/usr/bin/env python
+"""Empirical check of the stability ceilings derived in bounds/THEORY.md.
+
+For every problem (matrix, rank, batch size, gradient noise, preconditioner)
+and seed, the LR is swept as a multiple of the ceiling, ``eta = mult x
+ceiling``, with ``guard=False`` (the first non-finite loss stops the run), and
+the run is classified:
+
+diverged
+    non-finite loss, or the solver's own check (a scaled batch loss above
+    ``100 x`` the initial loss stops the run even with ``guard=False``), or the
+    loss exceeded ``1e4 x`` its initial value (the run is stopped there), or
+    the final loss exceeds ``10 x`` the initial one;
+increased
+    the mean full loss over the last third of the epochs exceeds the initial
+    loss (no progress "on average over the epoch", i.e. in expectation).
+
+The empirical edge of a problem x seed is the smallest multiplier that
+diverges (``inf`` when none up to 8 does).
+
+What "eta at mult x ceiling" means (mode ``seq``, the claim)
+    Every step of every block runs at exactly ``mult`` times *its own current*
+    ceiling: the solver's ``clip_lr`` is used as the instrument, with
+    ``kappa = mult`` and a schedule whose LR is huge, so
+    ``eta_X = min(huge, mult * ceiling_X) = mult * ceiling_X`` at each step,
+    for the ceiling of that very step (the H ceiling uses the batch Gram after
+    the W step). ``clip_lr=False`` with a schedule cannot do this: a schedule
+    only sees the ceilings of past batches (``StepInfo`` is the running minimum
+    over the epoch), one step late. The ceiling is the one of THEORY.md §2.2,
+    ``(1 + b/m)/2 x 2/L_X`` per block; as long as the solver computes the W
+    ceiling inline (``2/L_W``), ``nmf_sched.solver.bounds`` is replaced during
+    a run by a stand-in that applies the factor (see :class:`_Ceilings`).
+    For ``precondition="gram"`` the W ceiling is the constant ``2 x factor``, set
+    through a per-block LR; ``precondition="cd"`` (the solver's default, both
+    ceilings computed inline) gets the factor through ``kappa = mult x factor``.
+
+Other modes (not part of the claim; they document two findings)
+    ``block``: the per-block ceilings ``2/L_X`` without the minibatch factor
+    (what the solver enforces today); ``const``: a constant per-block LR equal
+    to ``mult x`` the ceiling *at the initialization*, ``clip_lr=False``.
+
+Usage::
+
+    python bounds/verify.py            # full grid, ~10 min on 2 cores
+    python bounds/verify.py --quick    # small grid, < 1 min (tests/test_verify.py)
+
+Writes ``verify.json``, ``verify.md``, ``verify.png`` (``verify_quick.*`` with
+``--quick``) to ``--out`` (default ``bounds/results``).
+"""
+from __future__ import annotations
+
+import os
+
+for _v in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ.setdefault(_v, "1")  # BLAS threads fight the worker processes
+
+import argparse  # noqa: E402
+import inspect  # noqa: E402
+import json  # noqa: E402
+import math  # noqa: E402
+import multiprocessing as mp  # noqa: E402
+import platform  # noqa: E402
+import sys  # noqa: E402
+import time  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+import numpy as np  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+import nmf_sched  # noqa: E402
+from nmf_sched import bounds, solver  # noqa: E402
+from nmf_sched.init import initialize  # noqa: E402
+from nmf_sched.objective import loss as exact_loss  # noqa: E402
+
+BELOW = (0.25, 0.5, 2 ** -0.5, 2 ** -0.25, 1.0)
+ABOVE = tuple(2 ** (j / 4) for j in range(1, 13))  # 1.19 ... 8
+HUGE = 1e300
+EXPLODE = 1e4
+
+
+# ---------------------------------------------------------------------------
+# instruments
+# ---------------------------------------------------------------------------
+class _Cap:
+    """Schedule with a huge LR (per block): the solver's clip sets the step."""
+
+    needs = ()
+
+    def __init__(self, lr_W=HUGE, lr_H=HUGE):
+        self.lr_W, self.lr_H = lr_W, lr_H
+
+    def init(self):
+        return {}
+
+    def lr(self, state):
+        return {"W": self.lr_W, "H": self.lr_H}
+
+    def update(self, state, info):
+        return {}
+
+
+class _Ceilings:
+    """Stands in for :mod:`nmf_sched.bounds` inside the solver during one run.
+
+    ``coupling="sequential"``: both ceilings get the minibatch factor
+    ``(1 + 1/scale)/2`` (THEORY.md §2.2). The solver computes the W ceiling
+    inline as ``2 / bounds.lmax(HHt)`` (precondition "none"), so ``lmax`` is
+    divided by the factor; if the solver calls ``bounds.ceiling_W`` instead,
+    that is used and ``lmax`` is left alone. ``log`` collects
+    ``s lambda_max(W_B^T W_B) / lambda_max(W^T W)`` at every H step.
+    """
+
+    def __init__(self, scale, coupling, inline_w, log=None):
+        self.factor = bounds.minibatch_factor(scale) if coupling == "sequential" else 1.0
+        self.coupling = coupling
+        self.inline_w = inline_w
+        self.log = log
+
+    def __getattr__(self, name):
+        return getattr(bounds, name)
+
+    def lmax(self, A):
+        v = bounds.lmax(A)
+        return v / self.factor if self.inline_w else v
+
+    def minibatch_factor(self, scale):
+        return bounds.minibatch_factor(scale) if self.coupling == "sequential" else 1.0
+
+    def ceiling_W(self, *args, **kw):
+        kw["coupling"] = self.coupling
+        return bounds.ceiling_W(*args, **kw)
+
+    def step_ceilings(self, HHt, GB, scale, **kw):
+        kw["coupling"] = self.coupling
+        if self.log is not None and kw.get("G") is not None:
+            full = bounds.lmax(kw["G"])
+            if full > 0:
+                self.log.append(scale * bounds.lmax(GB) / full)
+        return bounds.step_ceilings(HHt, GB, scale, **kw)
+
+
+def _balance_inplace(W, H):
+    """Column balancing ``||w_j|| = ||h_j||`` in place (``W H`` and the loss unchanged).
+
+    Emulates the per-epoch balancing step THEORY.md §3.4 asks the solver for:
+    run from the epoch callback, which receives the solver's own arrays (``H``
+    is a view of its ``Ht``). The solver's running Gram ``W^T W`` is then stale
+    for one epoch; with ``precondition="none"`` it is not used by the steps.
+    (``bounds.balance_columns`` is the same operation for the solver's layout.)
+    """
+    wn = np.linalg.norm(W, axis=0)
+    hn = np.linalg.norm(H, axis=1)
+    ok = (wn > 0) & (hn > 0) & np.isfinite(wn) & np.isfinite(hn)
+    d = np.ones_like(wn)
+    d[ok] = np.sqrt(hn[ok] / wn[ok])
+    W *= d.astype(W.dtype)
+    H /= d.astype(H.dtype)[:, None]
+
+
+def _solver_inline_w() -> bool:
+    """True while the solver computes the W ceiling itself, without the minibatch factor."""
+    try:
+        src = inspect.getsource(solver._Run.step)
+    except (OSError, TypeError, AttributeError):  # pragma: no cover
+        return True
+    return not any(t in src for t in ("ceiling_W", "minibatch_factor", "coupling="))
+
+
+INLINE_W = _solver_inline_w()
+
+
+# ---------------------------------------------------------------------------
+# problems
+# ---------------------------------------------------------------------------
+_CACHE: dict = {}
+
+
+def load_problem(spec):
+    """``V`` for a problem spec (cached per process)."""
+    key = json.dumps(spec["data"], sort_keys=True)
+    if key in _CACHE:
+        return _CACHE[key]
+    from nmf_sched import datasets
+
+    d = dict(spec["data"])
+    kind = d.pop("kind")
+    if kind == "planted":
+        V = datasets.planted(**d).V
+    elif kind == "digits":
+        V = datasets.digits()
+    elif kind == "faces":
+        V = datasets.faces()
+    elif kind == "camera":
+        X = datasets.camera_patches(patch=8, step=4)
+        rows = np.random.default_rng(d.get("seed", 0)).choice(X.shape[0], d["rows"], replace=False)
+        V = np.ascontiguousarray(X[np.sort(rows)])
+    else:  # pragma: no cover
+        raise ValueError(f"unknown data kind {kind!r}")
+    _CACHE.clear()
+    _CACHE[key] = V
+    return V
+
+
+def initial_factors(V, k, spec, seed):
+    """The init rule of THEORY.md §6 (random + best scale + balance), or a raw init."""
+    init = spec.get("init", "rescaled")
+    if init == "rescaled":
+        W, H = initialize(V, k, "random", seed=seed)
+        W, H, _ = bounds.rescale_balance(V, W, H)
+    else:
+        W, H = initialize(V, k, init, seed=seed)
+    return W, H
+
+
+def _epochs(m, b, quick):
+    steps_per_epoch = math.ceil(m / b)
+    lo, hi = (12, 60) if quick else (25, 150)
+    return int(min(hi, max(lo, math.ceil(240 / steps_per_epoch))))
+
+
+def run_one(V, k, W0, H0, spec, mult, seed, loss0, ceil0, epochs, log=None):
+    m = V.shape[0]
+    b = min(spec["b"], m)
+    scale = m / b
+    mode = spec.get("mode", "seq")
+    pre = spec.get("precondition", "none")
+
+    balance = spec.get("balance", False)
+
+    def stop(rec, W, H):
+        if balance:
+            _balance_inplace(W, H)
+        return not math.isfinite(rec["loss"]) or rec["loss"] > EXPLODE * loss0
+
+    kw = dict(epochs=epochs, batch_size=b, seed=seed, noise_std=spec.get("noise_std", 0.0),
+              precondition=pre, tol=0.0, guard=False, callback=stop, W0=W0, H0=H0)
+    t0 = time.perf_counter()
+    with np.errstate(all="ignore"):  # overflow warnings of diverging runs are expected
+        res = _fit(V, k, spec, mode, pre, scale, mult, ceil0, kw, log)
+    return _classify(res, loss0, mult, t0)
+
+
+def _fit(V, k, spec, mode, pre, scale, mult, ceil0, kw, log):
+    if mode in ("seq", "block"):
+        coupling = "sequential" if mode == "seq" else "none"
+        proxy = _Ceilings(scale, coupling, INLINE_W, log)
+        lr_W = mult * proxy.factor * 2.0 if pre == "gram" else HUGE
+        # "cd" computes both ceilings inline: the factor goes into kappa (constant per run)
+        kappa = mult * proxy.factor if (pre == "cd" and INLINE_W) else mult
+        solver.bounds = proxy
+        try:
+            res = nmf_sched.fit(V, k, schedule=_Cap(lr_W=lr_W), clip_lr=True, kappa=kappa, **kw)
+        finally:
+            solver.bounds = bounds
+    else:  # const: per-block constant LR at mult x the ceilings at the init
+        res = nmf_sched.fit(V, k, schedule=_Cap(mult * ceil0["W"], mult * ceil0["H"]),
+                            clip_lr=False, **kw)
+    return res
+
+
+def _classify(res, loss0, mult, t0):
+    losses = res.trace.column("loss")
+    final = float(losses[-1])
+    tail = losses[1:][-max(1, (len(losses) - 1) // 3):] if len(losses) > 1 else losses
+    diverged = (res.stop_reason in ("diverged", "callback") or not math.isfinite(final)
+                or final > 10 * loss0)
+    inc = np.diff(losses[1:]) > 0 if len(losses) > 2 else np.zeros(0, bool)
+    cH = res.trace.column("ceiling_H")[1:]
+    cH0 = res.trace[0]["ceiling_H"]
+    return {
+        "mult": float(mult),
+        "diverged": bool(diverged),
+        "increased": bool(diverged or float(np.mean(tail)) > loss0),
+        "stop_reason": res.stop_reason,
+        "epochs_run": int(res.n_epochs),
+        "loss0": float(loss0),
+        "final_rel": final / loss0 if math.isfinite(final) else None,
+        "min_rel": float(np.nanmin(losses)) / loss0,
+        "tail_rel": float(np.mean(tail)) / loss0,
+        "frac_epochs_up": float(inc.mean()) if inc.size else 0.0,
+        "ceiling_H_drift": float(np.min(cH) / cH0) if cH.size and cH0 and math.isfinite(cH0) else None,
+        "seconds": time.perf_counter() - t0,
+    }
+
+
+def sweep(task):
+    """All multipliers for one problem x seed; stops scanning upward at the first divergence."""
+    spec, seed = task
+    V = load_problem(spec)
+    k = spec["k"]
+    W0, H0 = initial_factors(V, k, spec, seed)
+    loss0 = exact_loss(V, W0, H0)
+    m = V.shape[0]
+    b = min(spec["b"], m)
+    epochs = _epochs(m, b, spec.get("quick", False))
+    if "noise_rel" in spec:  # gradient noise relative to the RMS H-gradient entry at the init
+        from nmf_sched.objective import gradients
+
+        gH = gradients(V, W0, H0)[1]
+        spec = dict(spec, noise_std=float(spec["noise_rel"] * np.sqrt(np.mean(gH ** 2))))
+    rep = bounds.report(V, k, W=W0, H=H0, batch_size=b, n_batches_sample=32, seed=seed,
+                        noise_std=spec.get("noise_std", 0.0))
+    ceil0 = {"W": rep.ceiling_W_seq, "H": rep.ceiling_H_seq}
+
+    def floor(mult):
+        """Predicted stationary excess loss / initial loss at the init's curvatures (§3.3)."""
+        fH = bounds.noise_floor(mult * rep.ceiling_H_seq, rep.L_H,
+                                rep.noise_var_H + rep.sampling_var_H)
+        fW = bounds.noise_floor(mult * rep.ceiling_W_seq, rep.L_W, rep.noise_var_W)
+        return (fH + fW) / loss0
+    runs = []
+    for mult in BELOW:
+        runs.append(run_one(V, k, W0, H0, spec, mult, seed, loss0, ceil0, epochs))
+    if not any(r["diverged"] for r in runs):
+        for mult in ABOVE:
+            r = run_one(V, k, W0, H0, spec, mult, seed, loss0, ceil0, epochs)
+            runs.append(r)
+            if r["diverged"]:
+                break
+    for r in runs:
+        r["floor_pred"] = floor(r["mult"])
+    div = [r["mult"] for r in runs if r["diverged"]]
+    fail = [r["mult"] for r in runs if r["increased"]]
+    out = {
+        "id": spec["id"], "family": spec["family"], "mode": spec.get("mode", "seq"), "seed": seed,
+        "group": spec.get("group", "stability"), "claim": spec.get("group", "stability") == "stability",
+        "balance": bool(spec.get("balance", False)),
+        "shape": list(V.shape), "sparse": bool(hasattr(V, "nnz")), "k": k, "b": b,
+        "batch_frac": b / m, "noise_std": spec.get("noise_std", 0.0),
+        "precondition": spec.get("precondition", "none"), "init": spec.get("init", "rescaled"),
+        "epochs": epochs, "factor": bounds.minibatch_factor(m / b),
+        "edge": min(div) if div else math.inf,
+        "fail_edge": min(fail) if fail else math.inf,
+        "below_diverged": sum(r["diverged"] for r in runs if r["mult"] <= 1.0),
+        "below_increased": sum(r["increased"] for r in runs if r["mult"] <= 1.0),
+        "below_runs": sum(1 for r in runs if r["mult"] <= 1.0),
+        "runs": runs,
+    }
+    out["floor_pred_at_1"] = floor(1.0)
+    out["best_tail"] = min(r["tail_rel"] for r in runs if r["mult"] <= 1.0)
+    if rep is not None:
+        out["report"] = {key: rep.as_dict()[key] for key in (
+            "ceiling_W_seq", "ceiling_H_seq", "ceiling_W", "ceiling_H", "ceiling_H_batch",
+            "batch_excess", "minibatch_factor", "ceiling_H_noise", "ceiling_joint", "rel_error")}
+    return out
+
+
+# ---------------------------------------------------------------------------
+# the grid
+# ---------------------------------------------------------------------------
+def _b(m, frac):
+    return max(1, int(round(frac * m)))
+
+
+def grid(quick=False):
+    specs = []
+
+    def add(family, data, k, m, fracs, **kw):
+        for f in fracs:
+            sid = f"{family}:{data.get('kind')}:{data.get('m', m)}x{data.get('n', '')}:k{k}:b{f:g}"
+            for key in ("dist", "condition", "density", "noise"):
+                if key in data and data[key] is not None:
+                    sid += f":{key}={data[key]}"
+            for key in ("noise_rel", "precondition", "mode", "init", "balance"):
+                if key in kw:
+                    sid += f":{key}={kw[key]}"
+            specs.append(dict(id=sid, family=family, data=data, k=k, b=_b(m, f), quick=quick, **kw))
+
+    if quick:
+        add("planted-dense", dict(kind="planted", m=200, n=120, rank=4, noise=0.05, seed=0), 4, 200,
+            (0.05, 1.0))
+        add("planted-sparse", dict(kind="planted", m=300, n=150, rank=4, noise=0.05, seed=0,
+                                   density=0.1), 4, 300, (0.1,))
+        add("grad-noise + balance", dict(kind="planted", m=200, n=120, rank=4, noise=0.05, seed=0),
+            4, 200, (0.2,), noise_rel=0.5, balance=True, group="noise")
+        add("real", dict(kind="faces"), 6, 200, (0.2,))
+        return specs, (0,)
+
+    fr = (0.01, 0.05, 0.2, 1.0)
+    for (m, n, k) in ((200, 150, 4), (500, 300, 8), (1000, 400, 16)):
+        for extra in (dict(dist="uniform"), dict(dist="exponential"), dict(dist="uniform", condition=50.0)):
+            add("planted-dense", dict(kind="planted", m=m, n=n, rank=k, noise=0.05, seed=1, **extra),
+                k, m, fr)
+    add("planted-dense", dict(kind="planted", m=500, n=300, rank=8, noise=0.3, seed=2), 8, 500, fr)
+    for (m, n, k, dens) in ((800, 400, 8, 0.1), (2000, 600, 10, 0.02)):
+        add("planted-sparse", dict(kind="planted", m=m, n=n, rank=k, noise=0.05, seed=3, density=dens),
+            k, m, fr)
+    for nu in (0.05, 0.5):
+        add("grad-noise + balance", dict(kind="planted", m=500, n=300, rank=8, noise=0.05, seed=4),
+            8, 500, (0.05, 0.2, 1.0), noise_rel=nu, balance=True, group="noise")
+    for nu in (0.05, 0.5):
+        add("grad-noise + balance", dict(kind="digits"), 10, 1797, (0.05, 0.2), noise_rel=nu,
+            balance=True, group="noise")
+    for data, m, ks in ((dict(kind="digits"), 1797, (10, 16)), (dict(kind="faces"), 200, (10, 20)),
+                        (dict(kind="camera", rows=4000, seed=0), 4000, (8, 16))):
+        for k in ks:
+            add("real", data, k, m, fr)
+    for data, m, k in ((dict(kind="planted", m=500, n=300, rank=8, noise=0.05, seed=5), 500, 8),
+                       (dict(kind="digits"), 1797, 10)):
+        add("gram (projected H, §7)", data, k, m, (0.05, 0.2, 1.0), precondition="gram",
+            group="finding")
+    for data, m, k in ((dict(kind="planted", m=500, n=300, rank=8, noise=0.05, seed=6), 500, 8),
+                       (dict(kind="digits"), 1797, 10), (dict(kind="faces"), 200, 10)):
+        add("raw-init", data, k, m, (0.05, 1.0), init="nndsvda")
+    cd_data = ((dict(kind="planted", m=500, n=300, rank=8, noise=0.05, seed=7), 500, 8),
+               (dict(kind="digits"), 1797, 10), (dict(kind="faces"), 200, 10))
+    for data, m, k in cd_data:
+        add("cd (solver default)", data, k, m, (0.05, 0.2, 1.0), precondition="cd")
+    # not part of the claim: noise without the balancing step, the per-block ceiling without
+    # the minibatch factor, and a constant LR fixed at the init
+    for nu in (0.05, 0.5):
+        add("grad-noise, no balance", dict(kind="planted", m=500, n=300, rank=8, noise=0.05, seed=4),
+            8, 500, (0.05, 0.2, 1.0), noise_rel=nu, group="finding")
+    for data, m, k in ((dict(kind="planted", m=500, n=300, rank=8, noise=0.05, seed=5), 500, 8),
+                       (dict(kind="digits"), 1797, 10), (dict(kind="faces"), 200, 10)):
+        add("per-block 2/L (today)", data, k, m, (0.05, 0.2, 1.0), mode="block", group="finding")
+    for data, m, k in cd_data:
+        add("cd, per-block ceiling (today)", data, k, m, (0.05, 0.2, 1.0), precondition="cd",
+            mode="block", group="finding")
+    for data, m, k in ((dict(kind="planted", m=500, n=300, rank=8, noise=0.05, seed=5), 500, 8),
+                       (dict(kind="digits"), 1797, 10)):
+        add("constant at init", data, k, m, (0.05, 0.2, 1.0), mode="const", group="finding")
+    return specs, (0, 1, 2)
+
+
+# ---------------------------------------------------------------------------
+# extra experiments (full run only)
+# ---------------------------------------------------------------------------
+def notes_case():
+    """The THEORY-NOTES run: 2000 x 1000, k = 20, b = 200, W then H at scale/L per block."""
+    from nmf_sched import datasets
+
+    V = datasets.planted(2000, 1000, 20, noise=0.1, seed=0).V
+    W0, H0 = initial_factors(V, 20, {"init": "rescaled"}, 1)
+    loss0 = exact_loss(V, W0, H0)
+    b = 200
+    pre_rep = bounds.report(V, 20, W=W0, H=H0, batch_size=b, n_batches_sample=200)
+    rows = []
+    for scale_over_L in (1.0, 1.05, 1.1, 1.15, 1.2, 1.5):
+        mu = scale_over_L / 2.0  # eta = scale/L = mu * 2/L
+        log = []
+        spec = {"b": b, "mode": "block"}
+        r = run_one(V, 20, W0, H0, spec, mu, 0, loss0, None, 30, log=log)
+        first = log[:10]
+        rows.append({"eta_times_L": scale_over_L, "mu": mu, "diverged": r["diverged"],
+                     "stop_reason": r["stop_reason"], "epochs_run": r["epochs_run"],
+                     "final_rel": r["final_rel"], "min_rel": r["min_rel"],
+                     "batch_excess_first_epoch_max": max(first) if first else None,
+                     "batch_excess_max": max(log) if log else None})
+    return {
+        "problem": "planted uniform 2000 x 1000, k = 20, noise 0.1, b = 200 (M = 10 batches)",
+        "predicted_edge_eta_times_L": 2 * bounds.minibatch_factor(10.0),
+        "batch_excess_at_init": {"mean": pre_rep.L_H_batch_mean / pre_rep.L_H,
+                                 "max_of_200": pre_rep.batch_excess,
+                                 "bound_all_batches": pre_rep.L_H_batch_bound / pre_rep.L_H},
+        "runs": rows,
+    }
+
+
+def _rank_one_rho(M, mu_W, mu_H):
+    c_W, c_H = 1 - 2 * mu_W, 1 - 2 * mu_H
+    P = np.eye(M)
+    for B in range(M):
+        A = np.eye(M)
+        A[:, B] = -2 * mu_H * c_W
+        A[B, B] = c_H * c_W
+        P = A @ P
+    return float(np.max(np.abs(np.linalg.eigvals(P))))
+
+
+def _epoch_jacobian_rho(m, n, k, M, mu, seed=0, dist="uniform"):
+    """Spectral radius (excluding the k^2 neutral modes) of the linearized epoch map
+    at an exact planted factorization, sequential W_B then H steps at mu x 2/L."""
+    r = np.random.default_rng(seed)
+    draw = r.random if dist == "uniform" else (lambda s: r.exponential(size=s))
+    W = draw((m, k)) + 0.1
+    H = draw((k, n)) + 0.1
+    d = np.sqrt(np.linalg.norm(H, axis=1) / np.linalg.norm(W, axis=0))
+    W, H = W * d, H / d[:, None]
+    V = W @ H
+    b = m // M
+    s = m / b
+    etaW = mu * 2 / bounds.lmax(H @ H.T)
+    etaH = [mu * 2 / (s * bounds.lmax(W[j * b:(j + 1) * b].T @ W[j * b:(j + 1) * b])) for j in range(M)]
+
+    def F(x):
+        Wx = x[:W.size].reshape(W.shape).copy()
+        Hx = x[W.size:].reshape(H.shape).copy()
+        for j in range(M):
+            B = slice(j * b, (j + 1) * b)
+            Wx[B] = Wx[B] - etaW * (Wx[B] @ Hx @ Hx.T - V[B] @ Hx.T)
+            Hx = Hx - etaH[j] * s * (Wx[B].T @ Wx[B] @ Hx - Wx[B].T @ V[B])
+        return np.concatenate([Wx.ravel(), Hx.ravel()])
+
+    x0 = np.concatenate([W.ravel(), H.ravel()])
+    N = x0.size
+    J = np.empty((N, N))
+    h = 1e-6
+    for i in range(N):
+        e = np.zeros(N)
+        e[i] = h
+        J[:, i] = (F(x0 + e) - F(x0 - e)) / (2 * h)
+    ev = np.abs(np.linalg.eigvals(J))
+    rest = ev[np.abs(ev - 1) >= 1e-5]
+    return float(rest.max()) if rest.size else 0.0
+
+
+def _gram_scheme(V, k, mult, variant, b, epochs=25, seed=0):
+    """The solver's Gram-preconditioned sequential scheme in numpy, with three H steps:
+    "gram" (G^-1 g, then the Euclidean projection: what the solver does), "diag"
+    (diag(G)^-1 g, THEORY.md §7 safe fallback) and "pnewton" (G restricted to the free
+    variables per column, Bertsekas 1982). Steps at mult x the §2.2 ceiling of each variant."""
+    m, n = V.shape
+    W, H = initial_factors(V, k, {"init": "rescaled"}, seed)
+    f0 = exact_loss(V, W, H)
+    rng = np.random.default_rng(seed)
+    rho = bounds.minibatch_factor(m / b)
+
+    def inv_parts(P):
+        d, U = np.linalg.eigh(P)
+        d = np.maximum(d, 1e-12 * max(d[-1], 1e-300))
+        return (U / d) @ U.T, (U / np.sqrt(d)) @ U.T, d[-1]
+
+    for ep in range(epochs):
+        perm = rng.permutation(m)
+        for a in range(0, m, b):
+            B = np.sort(perm[a:a + b])
+            sc = m / B.size
+            Pinv, _, _ = inv_parts(H @ H.T)
+            W[B] = np.maximum(W[B] - mult * rho * 2.0 * (W[B] @ (H @ H.T) - V[B] @ H.T) @ Pinv, 0)
+            G, GB = W.T @ W, W[B].T @ W[B]
+            gH = sc * (GB @ H - W[B].T @ V[B])
+            if variant == "diag":
+                Dg = np.maximum(np.diag(G), 1e-12 * max(np.diag(G).max(), 1e-300))
+                c = rho * 2.0 / (sc * bounds.gen_lmax(GB, np.diag(1 / np.sqrt(Dg))))
+                D = gH / Dg[:, None]
+            else:
+                Ginv, Gis, top = inv_parts(G)
+                c = rho * 2.0 / (sc * bounds.gen_lmax(GB, Gis))
+                if variant == "gram":
+                    D = Ginv @ gH
+                else:
+                    free = (H > 0) | (gH < 0)
+                    D = np.zeros_like(H)
+                    for j in range(n):
+                        F = free[:, j]
+                        if F.any():
+                            D[F, j] = np.linalg.solve(G[np.ix_(F, F)] + 1e-12 * top * np.eye(F.sum()),
+                                                      gH[F, j])
+            H = np.maximum(H - mult * c * D, 0)
+        fl = exact_loss(V, W, H)
+        if not math.isfinite(fl) or fl > EXPLODE * f0:
+            return {"diverged": True, "epoch": ep + 1, "final_rel": None}
+    return {"diverged": fl > 10 * f0, "epoch": epochs, "final_rel": fl / f0}
+
+
+def gram_variants():
+    from nmf_sched import datasets
+
+    rows = []
+    probs = (("digits k=10", datasets.digits(), 10),
+             ("planted 500x300 k=8", datasets.planted(500, 300, 8, noise=0.05, seed=5).V, 8))
+    with np.errstate(all="ignore"):
+        for name, V, k in probs:
+            for frac in (0.05, 0.2):
+                b = max(1, int(round(frac * V.shape[0])))
+                for variant in ("gram", "diag", "pnewton"):
+                    for mult in (0.5, 0.841, 1.0, 1.41):
+                        r = _gram_scheme(V, k, mult, variant, b)
+                        rows.append(dict(problem=name, batch_frac=frac, variant=variant, mult=mult, **r))
+    return rows
+
+
+def linearization():
+    """The minibatch coupling edge mu* = (M+1)/(2M): rank-one model and general k."""
+    model = []
+    mus = np.linspace(0.3, 1.05, 1501)
+    for M in (1, 2, 3, 5, 10, 20, 50, 100):
+        rho = np.array([_rank_one_rho(M, u, u) for u in mus])
+        bad = mus[rho > 1 + 1e-9]
+        model.append({"M": M, "edge_numeric": float(bad[0]) if bad.size else None,
+                      "edge_formula": (M + 1) / (2 * M)})
+    general = []
+    for dist, k in (("uniform", 3), ("exponential", 4)):
+        for M in (1, 2, 5, 10):
+            pred = (M + 1) / (2 * M)
+            lo = _epoch_jacobian_rho(60, 40, k, M, pred - 0.02, dist=dist, seed=1)
+            hi = _epoch_jacobian_rho(60, 40, k, M, pred + 0.02, dist=dist, seed=1)
+            general.append({"dist": dist, "k": k, "M": M, "mu_pred": pred,
+                            "rho_below": lo, "rho_above": hi})
+    asym = []
+    for M, mu_W, mu_H in ((10, 0.5, 0.95), (10, 0.55, 0.5), (10, 0.6, 0.5), (10, 0.6, 0.25),
+                          (10, 0.7, 0.15), (10, 0.7, 0.2), (2, 0.9, 0.5), (2, 0.9, 0.6)):
+        asym.append({"M": M, "mu_W": mu_W, "mu_H": mu_H,
+                     "predicted_stable": bounds.coupling_stable(mu_W, mu_H, M),
+                     "rho_rank_one": _rank_one_rho(M, mu_W, mu_H)})
+    return {"rank_one_model": model, "general_k": general, "asymmetric": asym}
+
+
+# ---------------------------------------------------------------------------
+# summaries and output
+# ---------------------------------------------------------------------------
+def _median(xs):
+    xs = sorted(xs)
+    if not xs:
+        return None
+    n = len(xs)
+    return xs[n // 2] if n % 2 else 0.5 * (xs[n // 2 - 1] + xs[n // 2])
+
+
+def summarize(results):
+    fams = {}
+    for r in results:
+        fams.setdefault(r["family"], []).append(r)
+    rows = []
+    for fam, rs in fams.items():
+        edges = [r["edge"] for r in rs]
+        fedges = [r["fail_edge"] for r in rs]
+        rows.append({
+            "family": fam, "mode": rs[0]["mode"], "claim": rs[0]["claim"], "group": rs[0]["group"],
+            "problems": len({r["id"] for r in rs}),
+            "problem_x_seed": len(rs),
+            "runs_at_or_below": sum(r["below_runs"] for r in rs),
+            "diverged_at_or_below": sum(r["below_diverged"] for r in rs),
+            "increased_at_or_below": sum(r["below_increased"] for r in rs),
+            "median_edge": _median(edges), "min_edge": min(edges),
+            "max_finite_edge": max([e for e in edges if math.isfinite(e)], default=None),
+            "no_edge_up_to_8": sum(1 for e in edges if not math.isfinite(e)),
+            "median_fail_edge": _median(fedges),
+            "frac_edge_le_1.5": float(np.mean([e <= 1.5 for e in edges])),
+        })
+    def group_total(claim):
+        return {
+            "problem_x_seed": len(claim),
+            "runs": sum(len(r["runs"]) for r in claim),
+            "runs_at_or_below": sum(r["below_runs"] for r in claim),
+            "diverged_at_or_below": sum(r["below_diverged"] for r in claim),
+            "increased_at_or_below": sum(r["below_increased"] for r in claim),
+            "median_edge": _median([r["edge"] for r in claim]),
+            "median_fail_edge": _median([r["fail_edge"] for r in claim]),
+        }
+
+    noise_total = group_total([r for r in results if r["group"] == "noise"])
+    claim = [r for r in results if r["claim"]]
+    total = {
+        "problem_x_seed": len(claim),
+        "runs": sum(len(r["runs"]) for r in claim),
+        "runs_at_or_below": sum(r["below_runs"] for r in claim),
+        "diverged_at_or_below": sum(r["below_diverged"] for r in claim),
+        "increased_at_or_below": sum(r["below_increased"] for r in claim),
+        "median_edge": _median([r["edge"] for r in claim]),
+        "median_fail_edge": _median([r["fail_edge"] for r in claim]),
+        "min_edge": min([r["edge"] for r in claim], default=None),
+        "min_fail_edge": min([r["fail_edge"] for r in claim], default=None),
+        "frac_edge_le_1.5": float(np.mean([r["edge"] <= 1.5 for r in claim])) if claim else None,
+        "noise_group": noise_total,
+    }
+    return rows, total
+
+
+def _fmt(x, d=3, inf="> 8"):
+    if x is None:
+        return "-"
+    if isinstance(x, float):
+        if not math.isfinite(x):
+            return inf
+        return f"{x:.{d}g}"
+    return str(x)
+
+
+def write_markdown(path, rows, total, results, extras, meta):
+    L = ["# Verification of the stability ceilings", "",
+         f"Generated by `python bounds/verify.py{' --quick' if meta['quick'] else ''}` "
+         f"({meta['seconds']:.0f} s, {meta['workers']} worker(s), numpy {meta['numpy']}). "
+         "Every step of every block runs at `mult x` its own current ceiling; the claimed ceiling "
+         "(mode `seq`) is THEORY.md §2.2: `(1 + b/m)/2 x 2/L_X` per block. "
+         "Multipliers: " + ", ".join(f"{m:.3g}" for m in BELOW + ABOVE) + " (the scan upward "
+         "stops at the first divergence). `guard=False`, `clip_lr` used as the instrument "
+         "(see the module docstring).", "",
+         "## Claim: the stability ceiling (group `stability`: noise-free, plain steps)", "",
+         f"- problem x seed runs: **{total['problem_x_seed']}** ({total['runs']} fits, "
+         f"{total['runs_at_or_below']} at multipliers <= 1)",
+         f"- divergences at or below the ceiling: **{total['diverged_at_or_below']}**",
+         f"- runs at or below the ceiling whose mean loss over the last third of the epochs "
+         f"exceeds the initial loss: **{total['increased_at_or_below']}**",
+         f"- median edge / ceiling: **{_fmt(total['median_edge'])}** (divergence edge; min "
+         f"{_fmt(total['min_edge'])}); median failure edge (divergence or no progress): "
+         f"**{_fmt(total['median_fail_edge'])}** (min {_fmt(total['min_fail_edge'])}); fraction of "
+         f"problem x seed with divergence edge <= 1.5: {_fmt(total['frac_edge_le_1.5'])}", "",
+         "## Gradient noise with per-epoch balancing (group `noise`, THEORY.md §3.4)", "",
+         f"- problem x seed: {total['noise_group']['problem_x_seed']}; diverged at or below the "
+         f"ceiling: **{total['noise_group']['diverged_at_or_below']}** of "
+         f"{total['noise_group']['runs_at_or_below']} runs; increased: "
+         f"{total['noise_group']['increased_at_or_below']}; median edge "
+         f"{_fmt(total['noise_group']['median_edge'])}", "",
+         "Group `finding` (not claims): the projected Gram H step, noise without balancing, the "
+         "per-block ceiling without the minibatch factor, a constant LR fixed at the init.", "",
+         "## Per family", "",
+         "| family | group | ceiling | problems | problem x seed | runs <= 1 | diverged <= 1 | "
+         "increased <= 1 | median edge | min edge | max finite edge | no edge <= 8 | edge <= 1.5 "
+         "| median failure edge |",
+         "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    for r in rows:
+        L.append(f"| {r['family']} | {r['group']} | {r['mode']} | {r['problems']} | "
+                 f"{r['problem_x_seed']} | {r['runs_at_or_below']} | {r['diverged_at_or_below']} | "
+                 f"{r['increased_at_or_below']} | {_fmt(r['median_edge'])} | {_fmt(r['min_edge'])} | "
+                 f"{_fmt(r['max_finite_edge'])} | {r['no_edge_up_to_8']} | "
+                 f"{_fmt(r['frac_edge_le_1.5'])} | {_fmt(r['median_fail_edge'])} |")
+    L += ["", "Ceiling `seq`: `(1 + b/m)/2 x 2/L_X` per block at every step (THEORY.md §2.2); "
+          "`block`: the per-block `2/L_X` the solver enforces today; `const`: a constant per-block "
+          "LR, `mult x` the `seq` ceilings at the initialization. Edge = smallest multiplier that "
+          "diverged (non-finite, > 1e4 x, or final > 10 x the initial loss); failure edge = smallest "
+          "multiplier that diverged or whose mean loss over the last third of the epochs exceeds the "
+          "initial loss. `increased <= 1` counts the latter at multipliers <= 1.", ""]
+    L += ["## Per problem (edge per seed)", "",
+          "| problem | shape | b/m | factor | edges (per seed) | failure edges | diverged <= 1 "
+          "| increased <= 1 | predicted floor at 1 / initial loss (plain steps) | best tail / initial "
+          "loss |",
+          "|---|---|---|---|---|---|---|---|---|---|"]
+    byid = {}
+    for r in results:
+        byid.setdefault(r["id"], []).append(r)
+    for pid, rs in byid.items():
+        rs = sorted(rs, key=lambda r: r["seed"])
+        L.append(f"| {pid} | {rs[0]['shape'][0]}x{rs[0]['shape'][1]}{' sp' if rs[0]['sparse'] else ''} "
+                 f"| {rs[0]['batch_frac']:.3g} | {rs[0]['factor']:.3g} | "
+                 + ", ".join(_fmt(r["edge"]) for r in rs) + " | "
+                 + ", ".join(_fmt(r["fail_edge"]) for r in rs)
+                 + f" | {sum(r['below_diverged'] for r in rs)} | {sum(r['below_increased'] for r in rs)} | "
+                 + (f"{_fmt(float(np.mean([r['floor_pred_at_1'] for r in rs])), inf='inf')} | "
+                    if rs[0]["precondition"] == "none" else "- | ")
+                 + f"{_fmt(float(np.mean([r['best_tail'] for r in rs])))} |")
+    if extras.get("notes_case"):
+        nc = extras["notes_case"]
+        be = nc["batch_excess_at_init"]
+        L += ["", "## The THEORY-NOTES run", "", nc["problem"] + ", per-block ceilings of today's "
+              "solver, W then H, each block at `eta = c / L_X` (`L_H` = batch curvature of the step). "
+              f"Predicted edge (THEORY.md §2.2): c = {nc['predicted_edge_eta_times_L']:.3g}. "
+              f"Batch curvature / full curvature at the init: mean {be['mean']:.4g}, max over 200 "
+              f"batches {be['max_of_200']:.4g}, bound over all batches {be['bound_all_batches']:.4g}.", "",
+              "| c = eta x L | diverged | stop | epochs | final / initial loss | max batch excess "
+              "(first epoch) | max batch excess (run) |", "|---|---|---|---|---|---|---|"]
+        for r in nc["runs"]:
+            L.append(f"| {r['eta_times_L']:.3g} | {r['diverged']} | {r['stop_reason']} | "
+                     f"{r['epochs_run']} | {_fmt(r['final_rel'])} | "
+                     f"{_fmt(r['batch_excess_first_epoch_max'])} | {_fmt(r['batch_excess_max'])} |")
+    if extras.get("linearization"):
+        lin = extras["linearization"]
+        L += ["", "## Linear stability of the sequential minibatch epoch map", "",
+              "Rank-one model (THEORY.md §2.2): first mu with spectral radius > 1 on a 0.0005 grid.", "",
+              "| M = m/b | edge (numeric) | (M+1)/(2M) |", "|---|---|---|"]
+        for r in lin["rank_one_model"]:
+            L.append(f"| {r['M']} | {_fmt(r['edge_numeric'], 4)} | {r['edge_formula']:.4g} |")
+        L += ["", "General k (60 x 40 exact planted factorization, finite-difference Jacobian of one "
+              "epoch, the k^2 neutral modes removed): spectral radius at the predicted edge -/+ 0.02.", "",
+              "| entries | k | M | predicted mu* | rho(mu* - 0.02) | rho(mu* + 0.02) |",
+              "|---|---|---|---|---|---|"]
+        for r in lin["general_k"]:
+            L.append(f"| {r['dist']} | {r['k']} | {r['M']} | {r['mu_pred']:.3g} | "
+                     f"{r['rho_below']:.4f} | {r['rho_above']:.4f} |")
+        L += ["", "Asymmetric fractions: the region M mu_H (2 mu_W - 1) < mu_W.", "",
+              "| M | mu_W | mu_H | predicted stable | rho (rank-one model) |", "|---|---|---|---|---|"]
+        for r in lin["asymmetric"]:
+            L.append(f"| {r['M']} | {r['mu_W']} | {r['mu_H']} | {r['predicted_stable']} | "
+                     f"{r['rho_rank_one']:.4g} |")
+    if extras.get("gram_variants"):
+        gv = extras["gram_variants"]
+        L += ["", "## The projected Gram H step and two fallbacks (THEORY.md §7)", "",
+              "numpy re-implementation of the solver's Gram scheme (same batches, W step "
+              "`(HH^T)^-1`-scaled, steps at mult x the §2.2 ceiling of each variant), H step: `gram` = "
+              "`G^-1 g` then the Euclidean projection (the solver today), `diag` = `diag(G)^-1 g`, "
+              "`pnewton` = `G` restricted to the free variables of each column. Final loss / initial "
+              "loss after 25 epochs (DIV = diverged).", "",
+              "| problem | b/m | H step | " + " | ".join(f"mult {m:g}" for m in (0.5, 0.841, 1.0, 1.41))
+              + " |", "|---|---|---|---|---|---|---|"]
+        keys = []
+        for r in gv:
+            key = (r["problem"], r["batch_frac"], r["variant"])
+            if key not in keys:
+                keys.append(key)
+        for key in keys:
+            cells = []
+            for r in gv:
+                if (r["problem"], r["batch_frac"], r["variant"]) == key:
+                    cells.append("DIV" if r["diverged"] else _fmt(r["final_rel"]))
+            L.append(f"| {key[0]} | {key[1]:g} | {key[2]} | " + " | ".join(cells) + " |")
+    Path(path).write_text("\n".join(L) + "\n")
+
+
+def write_figure(path, results):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fams = []
+    for r in results:
+        if r["family"] not in fams:
+            fams.append(r["family"])
+    fig, ax = plt.subplots(figsize=(max(6, 1.3 * len(fams)), 4.2))
+    rng = np.random.default_rng(0)
+    top = 11.0
+    for i, fam in enumerate(fams):
+        es = np.array([r["edge"] for r in results if r["family"] == fam], dtype=float)
+        fin = np.isfinite(es)
+        x = i + 0.15 * rng.standard_normal(es.size)
+        group = [r for r in results if r["family"] == fam][0]["group"]
+        color = {"stability": "C0", "noise": "C2"}.get(group, "C1")
+        ax.scatter(x[fin], es[fin], s=14, alpha=0.6, color=color)
+        ax.scatter(x[~fin], np.full((~fin).sum(), top), s=14, marker="^", alpha=0.6, color="C3")
+        if fin.any():
+            ax.hlines(np.median(np.where(fin, es, top)), i - 0.3, i + 0.3, color="k", lw=2)
+    from matplotlib.lines import Line2D
+
+    ax.legend(handles=[Line2D([], [], ls="", marker="o", color=c, label=lab) for c, lab in (
+        ("C0", "claim: stability"), ("C2", "noise + balancing"), ("C1", "finding (not a claim)"))]
+        + [Line2D([], [], ls="", marker="^", color="C3", label="no divergence up to 8")],
+        fontsize=7, loc="upper left")
+    ax.axhline(1.0, color="k", ls="--", lw=1)
+    ax.axhline(1.5, color="grey", ls=":", lw=1)
+    ax.set_yscale("log")
+    ax.set_ylim(0.2, 14)
+    ax.set_xticks(range(len(fams)))
+    ax.set_xticklabels(fams, rotation=25, ha="right", fontsize=8)
+    ax.set_ylabel("empirical edge / ceiling")
+    ax.set_title("smallest diverging multiplier of the ceiling (line: median; "
+                 "red triangles: none up to 8)", fontsize=9)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def _clean(o):
+    """JSON-safe: infinities as the strings "inf"/"-inf"."""
+    if isinstance(o, float) and not math.isfinite(o):
+        return "inf" if o > 0 else "-inf"
+    if isinstance(o, dict):
+        return {k: _clean(v) for k, v in o.items()}
+    if isinstance(o, list):
+        return [_clean(v) for v in o]
+    return o
+
+
+def _unclean(o):
+    if o == "inf":
+        return math.inf
+    if isinstance(o, dict):
+        return {k: _unclean(v) for k, v in o.items()}
+    if isinstance(o, list):
+        return [_unclean(v) for v in o]
+    return o
+
+
+def _render(src, out):
+    d = _unclean(json.loads(Path(src).read_text()))
+    stem = "verify_quick" if d["meta"]["quick"] else "verify"
+    rows, total = summarize(d["results"])
+    write_markdown(out / f"{stem}.md", rows, total, d["results"], d["extras"], d["meta"])
+    write_figure(out / f"{stem}.png", d["results"])
+    d.update(total=total, families=rows)
+    (out / f"{stem}.json").write_text(json.dumps(_clean(d), separators=(",", ":")))
+    return 0
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--quick", action="store_true", help="small grid, < 1 minute")
+    ap.add_argument("--out", default=str(ROOT / "bounds" / "results"), help="output folder")
+    ap.add_argument("--workers", type=int, default=None, help="processes (default 2, quick 1)")
+    ap.add_argument("--no-extras", action="store_true", help="skip the notes case and linearization")
+    ap.add_argument("--render", metavar="JSON", help="only rewrite the .md/.png (and a compact "
+                    ".json) from an existing verify JSON")
+    args = ap.parse_args(argv)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    if args.render:
+        return _render(Path(args.render), out)
+    specs, seeds = grid(args.quick)
+    tasks = [(s, seed) for s in specs for seed in seeds]
+    workers = args.workers or (1 if args.quick else 2)
+    t0 = time.time()
+    results = []
+    if workers > 1:
+        ctx = mp.get_context("fork") if "fork" in mp.get_all_start_methods() else mp.get_context()
+        with ctx.Pool(workers) as pool:
+            for i, r in enumerate(pool.imap_unordered(sweep, tasks)):
+                results.append(r)
+                if (i + 1) % 25 == 0:
+                    print(f"  {i + 1}/{len(tasks)} problem x seed done, {time.time() - t0:.0f} s",
+                          flush=True)
+    else:
+        results = [sweep(t) for t in tasks]
+    order = {s["id"]: i for i, s in enumerate(specs)}
+    results.sort(key=lambda r: (order[r["id"]], r["seed"]))
+    extras = {}
+    if not args.quick and not args.no_extras:
+        print("  notes case ...", flush=True)
+        extras["notes_case"] = notes_case()
+        print("  linearization ...", flush=True)
+        extras["linearization"] = linearization()
+        print("  gram variants ...", flush=True)
+        extras["gram_variants"] = gram_variants()
+    rows, total = summarize(results)
+    meta = {"quick": args.quick, "seconds": time.time() - t0, "workers": workers,
+            "numpy": np.__version__, "python": platform.python_version(),
+            "solver_w_ceiling_inline": INLINE_W, "multipliers": list(BELOW + ABOVE),
+            "explode": EXPLODE}
+    stem = "verify_quick" if args.quick else "verify"
+    (out / f"{stem}.json").write_text(json.dumps(_clean(
+        {"meta": meta, "total": total, "families": rows, "extras": extras, "results": results}),
+        separators=(",", ":")))
+    write_markdown(out / f"{stem}.md", rows, total, results, extras, meta)
+    try:
+        write_figure(out / f"{stem}.png", results)
+    except ImportError:  # pragma: no cover - matplotlib is optional
+        pass
+    print(f"problem x seed: {total['problem_x_seed']}, runs at/below the ceiling: "
+          f"{total['runs_at_or_below']}, diverged there: {total['diverged_at_or_below']}, "
+          f"increased there: {total['increased_at_or_below']}, median edge/ceiling: "
+          f"{_fmt(total['median_edge'])} ({time.time() - t0:.0f} s)")
+    for r in rows:
+        print(f"  {r['family']:<24} {r['problem_x_seed']:>4} median edge {_fmt(r['median_edge']):>6} "
+              f"min {_fmt(r['min_edge']):>6}  diverged<=1 {r['diverged_at_or_below']}  "
+              f"increased<=1 {r['increased_at_or_below']}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
