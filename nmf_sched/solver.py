@@ -260,6 +260,9 @@ class _Run:
             else:
                 dW = gW
                 cW = 2.0 / LW if LW > 0 else np.inf
+            # sequential W_B-then-H minibatch steps: (1 + b/m)/2 of the per-block
+            # ceiling (bounds/THEORY.md section 2.2); 1 for a full batch
+            cW *= bounds.minibatch_factor(scale)
             eta_W = self._eta(lr_W, cW, idx, "W")
             WBn = self._apply(WB, dW, eta_W)
         if hg is not None:
@@ -287,10 +290,12 @@ class _Run:
                 gH += self._noise(gH.shape)
             if pre == "gram":
                 Ginv, Ginv_sqrt = _inv_and_inv_sqrt(self.G)
-                _, cH = bounds.step_ceilings(HHt, GB, scale, precondition="gram", G_inv_sqrt=Ginv_sqrt)
+                _, cH = bounds.step_ceilings(HHt, GB, scale, precondition="gram", G_inv_sqrt=Ginv_sqrt,
+                                             coupling="sequential")
                 dH = gH @ Ginv.astype(self.dtype)
             else:
-                _, cH = bounds.step_ceilings(HHt, GB, scale, precondition=pre, G=self.G)
+                _, cH = bounds.step_ceilings(HHt, GB, scale, precondition=pre, G=self.G,
+                                             coupling="sequential")
                 dH = gH / self.dtype.type(bounds.lmax(self.G) or 1.0) if pre == "lipschitz" else gH
             eta_H = self._eta(lr_H, cH, None, "H")
             self.Ht = self._apply(Ht, dH, eta_H)
@@ -348,7 +353,8 @@ class _Run:
         if pre == "cd":
             return 2.0, _cd_ceiling_H(_safe_diag(self.G), GB, self.m / bsz)
         Gis = _inv_and_inv_sqrt(self.G)[1] if pre == "gram" else None
-        return bounds.step_ceilings(HHt, GB, self.m / bsz, precondition=pre, G=self.G, G_inv_sqrt=Gis)
+        return bounds.step_ceilings(HHt, GB, self.m / bsz, precondition=pre, G=self.G, G_inv_sqrt=Gis,
+                                    coupling="sequential")
 
     def probe(self, idx):
         """``lr -> (f_B(new), f_B(old), <grad f_B, new - old>)`` for one trial step on batch
