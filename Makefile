@@ -16,7 +16,7 @@ DEMO_OUT     ?= demo_out
 # gymnasium/PPO tests run for real. `test` already holds everything the demo needs (scikit-learn for digits,
 # scikit-image, matplotlib, tqdm); `bench` adds libmf, a C++ source build.
 # torch comes only with the `rl` extra, which pins it (torch==2.13.0).
-EXTRAS_test      ?= test,bench,dask,rl
+EXTRAS_test      ?= test,bench,dask,rl,notebooks
 EXTRAS_demo      ?= test
 EXTRAS_rl        ?= test,rl
 EXTRAS_dask      ?= test,dask

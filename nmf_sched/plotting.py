@@ -14,7 +14,7 @@ from collections.abc import Mapping
 
 import numpy as np
 
-__all__ = ["plot_traces", "plot_schedules", "trace_columns"]
+__all__ = ["plot_traces", "plot_schedules", "trace_columns", "plot_trace_grid", "plot_edges"]
 
 _X_LABELS = {"epoch": "epoch", "step": "minibatch steps", "seconds": "wall time (s)"}
 
@@ -256,3 +256,218 @@ def plot_schedules(schedules, ticks=100, path=None, *, losses=None, ceiling=2.0,
     if title:
         ax.set_title(title)
     return _save(fig, path)
+
+
+def _binding_ceiling(cols):
+    ceils = [_positive(cols[c]) for c in ("ceiling_W", "ceiling_H") if c in cols]
+    if not ceils:
+        return None
+    if len(ceils) == 1:
+        return ceils[0]
+    stack = np.vstack(ceils)
+    out = np.full(stack.shape[1], np.nan)
+    ok = np.isfinite(stack).any(axis=0)
+    out[ok] = np.nanmin(stack[:, ok], axis=0)
+    return out
+
+
+def plot_trace_grid(panels, path=None, *, lr="step_H", loss="rel_error", x="epoch", ncols=4,
+                    ceiling=True, first=0, title=None, dpi=100):
+    """Learning rate and loss of several runs on several problems, one column per problem.
+
+    Each problem gets two stacked panels sharing the horizontal axis: on top
+    the learning-rate column ``lr`` of every run (log scale; with ``ceiling``
+    the binding stability ceiling ``min(ceiling_W, ceiling_H)`` of each run,
+    dotted, in the run's colour), below it the ``loss`` column (log scale).
+    A run name has the same colour in every panel; one legend, in the first
+    learning-rate panel.
+
+    Parameters
+    ----------
+    panels : mapping problem name -> mapping run name -> FitResult, Trace or {column: values}
+        The problems (panel titles, in order) and the runs on each.
+    path : str or os.PathLike, optional
+        Also save the figure there (format from the suffix, e.g. ``.png``).
+    lr : str, default "step_H"
+        Trace column drawn on top: ``"step_H"`` (mean step taken on H, after the
+        ceiling), ``"lr_H"`` (the schedule's LR), ``"step_W"``, ``"lr_W"``.
+    loss : {"rel_error", "loss"}
+        Trace column drawn below: relative error ``||V - WH|| / ||V||`` or the loss.
+    x : {"epoch", "step", "seconds"}
+        Horizontal axis.
+    ncols : int, default 4
+        Problems per row of the grid (a row of problems is two rows of panels).
+    ceiling : bool, default True
+        Draw each run's stability ceiling in the learning-rate panels.
+    first : int, default 0
+        First trace row drawn; ``1`` leaves out the initialization (row 0),
+        whose loss can dwarf the differences between runs.
+    title : str, optional
+        Figure title.
+    dpi : float, default 100
+        Resolution of the saved file.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+        Axes in ``fig.axes`` row-major: for problem ``p`` at grid row ``r``,
+        column ``c``, the LR panel is ``fig.axes[2 r ncols + c]`` and the
+        loss panel ``fig.axes[(2 r + 1) ncols + c]`` (unused cells removed).
+    """
+    from .data import check_positive_int
+
+    if x not in _X_LABELS:
+        raise ValueError(f"x must be one of {list(_X_LABELS)}; got {x!r}")
+    if loss not in ("rel_error", "loss"):
+        raise ValueError(f"loss must be 'rel_error' or 'loss'; got {loss!r}")
+    if not isinstance(panels, Mapping) or not panels:
+        raise ValueError("panels must be a non-empty mapping problem -> {run name: run}; "
+                         f"got {panels!r}")
+    ncols = min(check_positive_int("ncols", ncols), len(panels))
+    if not isinstance(first, (int, np.integer)) or isinstance(first, bool) or first < 0:
+        raise ValueError(f"first must be an integer >= 0; got {first!r}")
+    names = []
+    for prob, runs in panels.items():
+        if not isinstance(runs, Mapping) or not runs:
+            raise ValueError(f"panels[{prob!r}] must be a non-empty mapping run name -> run")
+        names += [n for n in runs if n not in names]
+    colors = {n: f"C{i % 10}" for i, n in enumerate(names)}
+    nrows = -(-len(panels) // ncols)
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(3.6 * ncols, 4.8 * nrows), layout="constrained")
+    axes = fig.subplots(2 * nrows, ncols, squeeze=False, sharex="col")
+    for i, (prob, runs) in enumerate(panels.items()):
+        r, c = divmod(i, ncols)
+        ax_lr, ax_loss = axes[2 * r, c], axes[2 * r + 1, c]
+        for name, run in runs.items():
+            cols = trace_columns(run)
+            for col in (x, lr, loss):
+                if col not in cols:
+                    raise ValueError(f"run {name!r} of {prob!r} has no column {col!r}; "
+                                     f"columns: {sorted(cols)}")
+            cols = {k: v[first:] for k, v in cols.items()}
+            xs, color = cols[x], colors[name]
+            ax_lr.plot(xs, _positive(cols[lr]), color=color, lw=1.5, label=str(name))
+            ceil = _binding_ceiling(cols) if ceiling else None
+            if ceil is not None:
+                ax_lr.plot(xs, ceil, color=color, lw=0.9, ls=":")
+            ax_loss.plot(xs, _positive(cols[loss]), color=color, lw=1.5, label=str(name))
+        ax_lr.set_title(str(prob), fontsize=10)
+        for ax in (ax_lr, ax_loss):
+            ax.set_yscale("log")
+            ax.grid(True, which="major", alpha=0.3)
+        ax_loss.set_xlabel(_X_LABELS[x])
+        if c == 0:
+            ax_lr.set_ylabel(lr + (" (dotted: ceiling)" if ceiling else ""))
+            ax_loss.set_ylabel("relative error" if loss == "rel_error" else "loss")
+    for j in range(len(panels), nrows * ncols):
+        r, c = divmod(j, ncols)
+        axes[2 * r, c].remove()
+        axes[2 * r + 1, c].remove()
+    axes[0, 0].legend(fontsize="x-small")
+    if title:
+        fig.suptitle(title)
+    if path is not None:
+        fig.savefig(path, dpi=dpi)
+    return fig
+
+
+_GROUP_COLORS = {"stability": "C0", "noise": "C2"}
+
+
+def plot_edges(results, path=None, *, keys=("edge",), top=8.0, title=None, dpi=100):
+    """Empirical divergence edge over the stability ceiling, per problem family.
+
+    One column per family (in order of first appearance), one point per
+    problem x seed at ``edge / ceiling`` (the smallest multiplier of the
+    ceiling at which the sweep diverged, as ``bounds/verify.py`` records it),
+    jittered sideways, with the family median as a black bar. Edges that are
+    infinite (no divergence up to the largest multiplier) are drawn as
+    triangles just above ``top``. The dashed line ``y = 1`` is the ceiling: a
+    point below it is a divergence the bound failed to prevent. Colours follow
+    the record's ``group``: "stability" (the claim) blue, "noise" green,
+    anything else (findings) orange. A second key (e.g. ``"fail_edge"``:
+    divergence or no progress) is drawn with hollow markers beside the first.
+
+    Parameters
+    ----------
+    results : iterable of mappings
+        Records with ``"family"``, each of ``keys`` (a float, or ``"inf"`` as
+        ``verify.json`` stores infinity) and optionally ``"group"``; e.g.
+        ``verify.sweep(...)`` outputs or ``json.load(...)["results"]`` of
+        ``bounds/results/verify.json``.
+    path : str or os.PathLike, optional
+        Also save the figure there.
+    keys : sequence of str, default ("edge",)
+        Record fields to draw (multipliers of the ceiling), filled markers
+        for the first, hollow for the others.
+    top : float, default 8.0
+        Largest multiplier swept; infinite edges are drawn at ``1.3 * top``.
+    title : str, optional
+    dpi : float, default 100
+        Resolution of the saved file.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+    """
+    results = list(results)
+    if not results:
+        raise ValueError("results is empty: nothing to plot")
+    keys = [keys] if isinstance(keys, str) else list(keys)
+    if not keys:
+        raise ValueError("keys is empty: nothing to plot")
+    fams, groups = [], {}
+    for r in results:
+        for field in ("family", *keys):
+            if field not in r:
+                raise ValueError(f"a result has no field {field!r}; fields: {sorted(r)}")
+        if r["family"] not in fams:
+            fams.append(r["family"])
+            groups[r["family"]] = r.get("group", "stability")
+    if not (isinstance(top, (int, float)) and np.isfinite(top) and top > 0):
+        raise ValueError(f"top must be a positive finite number; got {top!r}")
+    from matplotlib.lines import Line2D
+
+    fig, (ax,) = _figure(1, width=max(6.0, 1.25 * len(fams) + 1.5), height=4.6)
+    rng = np.random.default_rng(0)  # jitter only: deterministic figure
+    above = 1.3 * top
+    width = 0.6 / len(keys)
+    for i, fam in enumerate(fams):
+        color = _GROUP_COLORS.get(groups[fam], "C1")
+        recs = [r for r in results if r["family"] == fam]
+        for j, key in enumerate(keys):
+            vals = np.array([float(r[key]) for r in recs], dtype=float)
+            center = i + (j - (len(keys) - 1) / 2) * width
+            xs = center + 0.25 * width * rng.standard_normal(vals.size)
+            fin = np.isfinite(vals)
+            face = color if j == 0 else "none"
+            ax.scatter(xs[fin], vals[fin], s=16, alpha=0.7, facecolors=face, edgecolors=color)
+            ax.scatter(xs[~fin], np.full((~fin).sum(), above), s=20, marker="^", alpha=0.7,
+                       facecolors=face if j == 0 else "none", edgecolors="C3")
+            ax.hlines(np.median(np.where(fin, vals, above)), center - 0.45 * width,
+                      center + 0.45 * width, color="k", lw=2)
+    ax.axhline(1.0, color="k", ls="--", lw=1)
+    ax.axhline(top, color="0.6", ls=":", lw=1)
+    ax.set_yscale("log")
+    lo = min([float(r[k]) for r in results for k in keys] + [1.0])
+    ax.set_ylim(min(0.8, 0.8 * lo), 1.6 * top)
+    ax.set_xticks(range(len(fams)))
+    ax.set_xticklabels(fams, rotation=25, ha="right", fontsize=8)
+    ax.set_ylabel("empirical edge / ceiling")
+    handles = [Line2D([], [], ls="", marker="o", color=c, label=lab) for c, lab in (
+        ("C0", "stability (the claim)"), ("C2", "gradient noise"), ("C1", "finding (not a claim)"))
+        if any((_GROUP_COLORS.get(g, "C1") == c) for g in groups.values())]
+    handles.append(Line2D([], [], ls="", marker="^", color="C3", label=f"no divergence up to {top:g}"))
+    handles += [Line2D([], [], ls="", marker="o", mfc="none", color="0.3", label=f"{k} (hollow)")
+                for k in keys[1:]]
+    handles.append(Line2D([], [], ls="--", color="k", label="ceiling (y = 1)"))
+    ax.legend(handles=handles, fontsize=7, loc="best")
+    ax.grid(True, axis="y", which="both", alpha=0.3)
+    if title:
+        ax.set_title(title, fontsize=10)
+    if path is not None:
+        fig.savefig(path, dpi=dpi)
+    return fig
+

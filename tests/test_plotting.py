@@ -106,3 +106,82 @@ def test_matplotlib_is_imported_lazily():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "False"
+
+
+def test_plot_trace_grid_panels_colours_and_png(results, tmp_path):
+    from nmf_sched.plotting import plot_trace_grid
+
+    path = tmp_path / "grid.png"
+    panels = {"p1": results, "p2": {"constant": results["constant"], "auto": results["auto"]},
+              "p3": {"step": results["step"].trace}}
+    fig = plot_trace_grid(panels, path, ncols=2, lr="lr_H", title="grid")
+    assert path.read_bytes()[:8] == PNG
+    assert len(fig.axes) == 6  # 2 x 2 problem cells, one unused cell (2 panels) removed
+    ax_lr, ax_loss = fig.axes[0], fig.axes[2]
+    assert ax_lr.get_title() == "p1" and ax_lr.get_yscale() == "log"
+    assert ax_loss.get_yscale() == "log"
+    # one LR line and one ceiling line per run; one loss line per run
+    assert len(ax_lr.lines) == 2 * len(results) and len(ax_loss.lines) == len(results)
+    np.testing.assert_allclose(ax_loss.lines[0].get_ydata(), results["auto"].trace.column("rel_error"))
+    np.testing.assert_allclose(ax_lr.lines[0].get_ydata()[1:], results["auto"].trace.column("lr_H")[1:])
+    # the same run has the same colour in every panel
+    colour = {ln.get_label(): ln.get_color() for ln in fig.axes[2].lines}
+    p2 = {ln.get_label(): ln.get_color() for ln in fig.axes[3].lines}
+    assert p2["constant"] == colour["constant"] and p2["auto"] == colour["auto"]
+    assert [t.get_text() for t in ax_lr.get_legend().get_texts()] == list(results)
+    fig = plot_trace_grid({"p": results}, ceiling=False, x="step", loss="loss", first=1)
+    assert len(fig.axes) == 2 and len(fig.axes[0].lines) == len(results)
+    np.testing.assert_allclose(fig.axes[1].lines[0].get_xdata(), results["auto"].trace.column("step")[1:])
+
+
+def test_plot_trace_grid_bad_input(results):
+    from nmf_sched.plotting import plot_trace_grid
+
+    with pytest.raises(ValueError, match="non-empty"):
+        plot_trace_grid({})
+    with pytest.raises(ValueError, match="panels\\['p'\\]"):
+        plot_trace_grid({"p": {}})
+    with pytest.raises(ValueError, match="no column 'lr_X'"):
+        plot_trace_grid({"p": results}, lr="lr_X")
+    with pytest.raises(ValueError, match="x must be"):
+        plot_trace_grid({"p": results}, x="time")
+    with pytest.raises(ValueError, match="loss must be"):
+        plot_trace_grid({"p": results}, loss="rmse")
+    with pytest.raises(ValueError, match="first must be"):
+        plot_trace_grid({"p": results}, first=-1)
+
+
+def test_plot_edges_families_medians_infinite_and_png(tmp_path):
+    from nmf_sched.plotting import plot_edges
+
+    recs = ([{"family": "a", "group": "stability", "edge": e, "fail_edge": 1.0} for e in (1.2, 1.4, 2.0)]
+            + [{"family": "b", "group": "finding", "edge": e, "fail_edge": "inf"}
+               for e in (0.7, "inf")])
+    path = tmp_path / "edges.png"
+    fig = plot_edges(recs, path, title="edges")
+    assert path.read_bytes()[:8] == PNG
+    (ax,) = fig.axes
+    assert ax.get_yscale() == "log"
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["a", "b"]
+    # the ceiling line y = 1 is drawn
+    assert any(np.allclose(ln.get_ydata(), 1.0) for ln in ax.lines)
+    pts = np.vstack([c.get_offsets() for c in ax.collections
+                     if c.__class__.__name__ == "PathCollection" and len(c.get_offsets())])
+    ys = sorted(pts[:, 1])
+    assert ys[:4] == [0.7, 1.2, 1.4, 2.0] and ys[-1] == pytest.approx(1.3 * 8.0)  # inf drawn above
+    meds = [c for c in ax.collections if c.__class__.__name__ == "LineCollection"]
+    assert len(meds) == 2
+    assert meds[0].get_segments()[0][0][1] == pytest.approx(1.4)
+    fig = plot_edges(recs, keys=("edge", "fail_edge"))
+    assert len([c for c in fig.axes[0].collections if c.__class__.__name__ == "LineCollection"]) == 4
+
+
+def test_plot_edges_bad_input():
+    from nmf_sched.plotting import plot_edges
+
+    with pytest.raises(ValueError, match="empty"):
+        plot_edges([])
+    with pytest.raises(ValueError, match="no field 'edge'"):
+        plot_edges([{"family": "a"}])
+    with pytest.raises(ValueError, match="top must be"):
+        plot_edges([{"family": "a", "edge": 1.0}], top=float("inf"))

@@ -1,0 +1,253 @@
+#!/usr/bin/env python
+"""Write the figure notebooks of this folder (without outputs).
+
+    python notebooks/make_notebooks.py
+
+Each notebook only calls functions: the package (:mod:`nmf_sched`, figures from
+:mod:`nmf_sched.plotting`), ``benchmarks/bench_schedules.py`` (problems, tuning
+grids, untuned settings) and ``bounds/verify.py`` (the ceiling sweep). Settings:
+
+``NMF_SCHED_QUICK=1``
+    small problems and few epochs (seconds; what tests/test_notebooks.py runs).
+``NMF_SCHED_FIGURES=DIR``
+    where the PNG goes (default ``figures/`` next to the notebooks).
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import nbformat
+from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
+
+HERE = Path(__file__).resolve().parent
+
+SETUP = '''\
+import os
+import sys
+from pathlib import Path
+
+from IPython.display import Image
+
+QUICK = os.environ.get("NMF_SCHED_QUICK", "0") not in ("", "0")
+FIGURES = Path(os.environ.get("NMF_SCHED_FIGURES", "figures"))
+FIGURES.mkdir(parents=True, exist_ok=True)
+# the repository root (this folder's parent): the benchmark and verify scripts live there
+ROOT = next(p for p in (Path.cwd(), *Path.cwd().parents) if (p / "bounds" / "verify.py").is_file())
+sys.path[:0] = [str(ROOT / "benchmarks"), str(ROOT / "bounds")]
+print(f"quick={QUICK}, figures -> {FIGURES.resolve()}")'''
+
+RUN_KW = '''\
+def fit_kw(V, rank, batch):
+    """The settings of bench_schedules.one: shared init, seed 0, no early stop."""
+    W0, H0 = initialize(V, rank, "auto", seed=0)
+    return dict(W0=W0, H0=H0, epochs=EPOCHS, batch_size=batch, seed=0, tol=0)'''
+
+NOTEBOOKS = {
+    "stability_bound": [
+        new_markdown_cell("""\
+# The stability ceiling against the empirical divergence edge
+
+`bounds/verify.py` runs projected SGD with every step of every block at `mult x` its own current
+ceiling (THEORY.md §2.2: `(1 + b/m)/2 x 2/L_X` per block) and records, per problem x seed, the
+smallest multiplier that diverges (the *edge*). The ceiling holds when no edge is at or below 1
+for the claimed families (`stability`); the `noise` and `finding` families document where it
+does not apply. Full size loads `bounds/results/verify.json` (the committed full sweep,
+`python bounds/verify.py`); quick mode, or a checkout without it, runs the quick grid here."""),
+        new_code_cell(SETUP),
+        new_code_cell('''\
+import json
+
+import verify
+from nmf_sched.plotting import plot_edges
+
+SOURCE = ROOT / "bounds" / "results" / "verify.json"
+if not QUICK and SOURCE.is_file():
+    results = json.loads(SOURCE.read_text())["results"]  # infinities are stored as "inf"
+    origin = "bounds/results/verify.json (full sweep)"
+else:
+    specs, seeds = verify.grid(quick=True)
+    results = [verify.sweep((spec, seed)) for spec in specs for seed in seeds]
+    origin = "verify.grid(quick=True), run here"
+print(f"{len(results)} problem x seed from {origin}")'''),
+        new_code_cell('''\
+path = FIGURES / "stability_bound.png"
+fig = plot_edges(results, path, keys=("edge", "fail_edge"),
+                 title="divergence edge (filled) and failure edge (hollow) / ceiling; " + origin)
+Image(str(path))'''),
+        new_code_cell('''\
+rows, total = verify.summarize([{**r, "edge": float(r["edge"]), "fail_edge": float(r["fail_edge"])}
+                                for r in results])
+for r in rows:
+    print(f"{r['family']:<32} {r['group']:<9} n={r['problem_x_seed']:>3}  "
+          f"median edge {r['median_edge']:.3g}  min edge {r['min_edge']:.3g}  "
+          f"diverged at <= 1: {r['diverged_at_or_below']} of {r['runs_at_or_below']} runs")
+print("claim (stability group): diverged at <= 1:", total["diverged_at_or_below"], "of",
+      total["runs_at_or_below"], "runs; median edge", total["median_edge"])'''),
+    ],
+    "rl_vs_step_decay": [
+        new_markdown_cell("""\
+# RL policy against tuned step decay on held-out problems
+
+The RL schedule (`schedule="rl"`, the PPO policy shipped in `nmf_sched/rl/policy.npz`) against
+step decay tuned per problem (the best final loss over `bench_schedules.grids(...)["step"]`, an
+oracle-tuned baseline) on the held-out planted problems of `benchmarks/bench_schedules.py` (the
+RL eval split, never used in training). Same initialization, seed and epoch budget as the
+benchmark. Top row: the step taken on H (solid) and the stability ceiling (dotted); bottom row:
+relative error; from epoch 1 (the initialization's error is far above). The research claim: RL ends below tuned step decay on >= 80% of the problems."""),
+        new_code_cell(SETUP),
+        new_code_cell('''\
+import bench_schedules as bench
+import nmf_sched
+from nmf_sched.init import initialize
+from nmf_sched.plotting import plot_trace_grid
+
+EPOCHS = 15 if QUICK else 30
+STEP_GRID = bench.grids(EPOCHS, QUICK)["step"]
+
+''' + RUN_KW),
+        new_code_cell('''\
+panels, ratio = {}, {}
+for name, V, rank, batch, spec in bench.problems(QUICK):
+    if not name.startswith("heldout"):
+        continue
+    kw = fit_kw(V, rank, batch)
+    steps = [nmf_sched.fit(V, rank, schedule=s, **kw) for s in STEP_GRID]
+    best = min(range(len(steps)), key=lambda i: steps[i].loss)
+    rl = nmf_sched.fit(V, rank, schedule="rl", **kw)
+    title = f"{name}: {V.shape[0]}x{V.shape[1]}, k={rank}, b={batch}"
+    panels[title] = {"RL policy": rl, "step decay (tuned)": steps[best]}
+    ratio[name] = rl.loss / steps[best].loss
+    print(f"{title}: RL/step final loss {ratio[name]:.3f}  (step: {STEP_GRID[best][1]})")'''),
+        new_code_cell('''\
+path = FIGURES / "rl_vs_step_decay.png"
+fig = plot_trace_grid(panels, path, lr="step_H", ncols=5, first=1, dpi=66,
+                      title=f"RL policy vs tuned step decay, held-out problems, {EPOCHS} epochs")
+Image(str(path))'''),
+        new_code_cell('''\
+wins = sum(r < 1 for r in ratio.values())
+print(f"RL ends below tuned step decay on {wins} of {len(ratio)} held-out problems "
+      f"(claim needs >= 80%); RL/step final-loss ratios: "
+      + ", ".join(f"{r:.3f}" for r in ratio.values()))'''),
+    ],
+    "greedylr_schedules": [
+        new_markdown_cell("""\
+# The schedules GreedyLR produces, beside linear, constant and cosine decay
+
+Per problem, the LR the schedule asks for (`lr_H`, solid; the stability ceiling dotted) and the
+relative error per epoch, from epoch 1 (the initialization's error is far above). GreedyLR runs untuned (`schedule="greedy"`: start and cap tied to the
+ceiling) and as `"auto"` (GreedyLR with no cap of its own; the solver caps every step at
+`0.9 x` the ceiling). Constant, linear and cosine decay are tuned per problem (best final loss
+over the grids of `benchmarks/bench_schedules.py`). The research claim: GreedyLR ends within 1%
+of (or below) each tuned classic schedule in >= 90% of comparisons."""),
+        new_code_cell(SETUP),
+        new_code_cell('''\
+import bench_schedules as bench
+import nmf_sched
+from nmf_sched.init import initialize
+from nmf_sched.plotting import plot_trace_grid
+
+EPOCHS = 15 if QUICK else 30
+PROBLEMS = ("heldout0", "digits") if QUICK else ("heldout0", "heldout1", "heldout2", "digits", "faces")
+GRIDS = bench.grids(EPOCHS, QUICK)
+
+''' + RUN_KW),
+        new_code_cell('''\
+panels, ratios = {}, {}
+for name, V, rank, batch, spec in bench.problems(QUICK):
+    if name not in PROBLEMS:
+        continue
+    kw = fit_kw(V, rank, batch)
+    runs = {"GreedyLR": nmf_sched.fit(V, rank, schedule="greedy", **kw),
+            "auto (GreedyLR, solver cap)": nmf_sched.fit(V, rank, schedule="auto", **kw)}
+    for family in ("constant", "linear", "cosine"):
+        fits = [nmf_sched.fit(V, rank, schedule=s, **kw) for s in GRIDS[family]]
+        runs[f"{family} (tuned)"] = min(fits, key=lambda r: r.loss)
+    panels[f"{name}: {V.shape[0]}x{V.shape[1]}, k={rank}, b={batch}"] = runs
+    ratios[name] = {n: runs["GreedyLR"].loss / r.loss for n, r in runs.items() if n != "GreedyLR"}
+    print(name, ", ".join(f"GreedyLR/{n} {q:.3f}" for n, q in ratios[name].items()))'''),
+        new_code_cell('''\
+path = FIGURES / "greedylr_schedules.png"
+fig = plot_trace_grid(panels, path, lr="lr_H", ncols=5, first=1,
+                      title=f"schedule LR (top) and relative error (bottom), {EPOCHS} epochs")
+Image(str(path))'''),
+        new_code_cell('''\
+within = [q <= 1.01 for r in ratios.values() for n, q in r.items() if "tuned" in n]
+print(f"GreedyLR within 1% of a tuned classic schedule in {sum(within)} of {len(within)} "
+      "comparisons (claim needs >= 90%)")'''),
+    ],
+    "greedylr_vs_hypergradient": [
+        new_markdown_cell("""\
+# GreedyLR against plain SGD and hypergradient descent
+
+Loss histories of GreedyLR (untuned), a constant LR (plain SGD with the default `cd` step, tuned
+per problem over the `bench_schedules` grid), and hypergradient descent per group (one LR per
+block, W and H) and per parameter (one LR per entry; needs the `gram` preconditioner, as in
+`benchmarks/bench_schedules.py`), the latter two with their defaults, ticked every minibatch.
+Top row: the step taken on H (solid) and the ceiling (dotted); bottom row: relative error, from
+epoch 1. The per-parameter run's step is in the unit of the `gram` preconditioner, not of the
+default `cd` step the others take, so only its loss compares directly with theirs. The research claim: GreedyLR reaches the target loss sooner than per-parameter and per-group
+hypergradient (and SLS, not drawn here) on >= 70% of problems."""),
+        new_code_cell(SETUP),
+        new_code_cell('''\
+import bench_schedules as bench
+import nmf_sched
+from nmf_sched.init import initialize
+from nmf_sched.plotting import plot_trace_grid
+
+EPOCHS = 15 if QUICK else 30
+PROBLEMS = ("heldout0", "digits") if QUICK else ("heldout0", "heldout1", "heldout2", "digits", "faces")
+CONSTANT_GRID = bench.grids(EPOCHS, QUICK)["constant"]
+
+''' + RUN_KW),
+        new_code_cell('''\
+panels = {}
+for name, V, rank, batch, spec in bench.problems(QUICK):
+    if name not in PROBLEMS:
+        continue
+    kw = fit_kw(V, rank, batch)
+    runs = {"GreedyLR": nmf_sched.fit(V, rank, **bench.UNTUNED["greedy"], **kw),
+            "constant (SGD, tuned)": min((nmf_sched.fit(V, rank, schedule=s, **kw)
+                                          for s in CONSTANT_GRID), key=lambda r: r.loss),
+            "hypergradient per group": nmf_sched.fit(V, rank, **bench.UNTUNED["hg_group"], **kw),
+            "hypergradient per parameter (gram)": nmf_sched.fit(V, rank, **bench.UNTUNED["hg_parameter"],
+                                                                **kw)}
+    panels[f"{name}: {V.shape[0]}x{V.shape[1]}, k={rank}, b={batch}"] = runs
+    best = min(r.loss for r in runs.values())
+    print(name, ", ".join(f"{n} {r.loss / best:.3f}x ({r.stop_reason})" for n, r in runs.items()))'''),
+        new_code_cell('''\
+path = FIGURES / "greedylr_vs_hypergradient.png"
+fig = plot_trace_grid(panels, path, lr="step_H", ncols=5, first=1,
+                      title=f"GreedyLR vs SGD vs hypergradient, {EPOCHS} epochs")
+Image(str(path))'''),
+        new_code_cell('''\
+for title, runs in panels.items():
+    target = 1.05 * min(r.loss for r in runs.values())
+    reached = {n: bench.to_target({"losses": r.trace.column("loss"),
+                                   "seconds": r.trace.column("seconds")}, target)
+               for n, r in runs.items()}
+    print(title.split(":")[0], "epochs (seconds) to 1.05 x best:",
+          ", ".join(f"{n}: {e} ({s:.2f} s)" if e is not None else f"{n}: not reached"
+                    for n, (e, s) in reached.items()))'''),
+    ],
+}
+
+
+def build(name, cells):
+    for i, cell in enumerate(cells):
+        cell["id"] = f"{name}-{i}"  # stable ids: regenerating gives the same files
+    nb = new_notebook(cells=cells, metadata={
+        "kernelspec": {"display_name": "Python 3", "language": "python", "name": "python3"},
+        "language_info": {"name": "python"}})
+    nbformat.validate(nb)
+    return nb
+
+
+def main():
+    for name, cells in NOTEBOOKS.items():
+        path = HERE / f"{name}.ipynb"
+        nbformat.write(build(name, cells), path)
+        print("wrote", path.relative_to(HERE.parent))
+
+
+if __name__ == "__main__":
+    main()
