@@ -8,6 +8,7 @@ import numpy as np
 
 from .backend import is_cupy, is_sparse
 from .data import check_matrix, check_rank, check_seed
+from .bounds import rescale_balance
 from .init import initialize
 from .result import FitResult
 from .schedules.base import make_schedule
@@ -55,7 +56,7 @@ def _check_choice(name, value, choices):
 
 def build_config(*, epochs, batch_size, m, noise_std, clip_lr, kappa, clip_update, max_value,
                  precondition, tol, n_iter_no_change, max_time, callback, progress,
-                 schedule_every, schedule_loss, shuffle, guard) -> SolverConfig:
+                 schedule_every, schedule_loss, shuffle, guard, balance=True) -> SolverConfig:
     """Validate the solver settings (each error names the argument and value)."""
     if isinstance(batch_size, str):
         if batch_size != "auto":
@@ -63,7 +64,8 @@ def build_config(*, epochs, batch_size, m, noise_std, clip_lr, kappa, clip_updat
         batch_size = default_batch_size(m)
     if callback is not None and not callable(callback):
         raise TypeError(f"callback must be callable, got {callback!r}")
-    for name, val in (("clip_lr", clip_lr), ("progress", progress), ("guard", guard)):
+    for name, val in (("clip_lr", clip_lr), ("progress", progress), ("guard", guard),
+                      ("balance", balance)):
         if not isinstance(val, (bool, np.bool_)):
             raise TypeError(f"{name} must be a bool, got {val!r}")
     return SolverConfig(
@@ -84,6 +86,7 @@ def build_config(*, epochs, batch_size, m, noise_std, clip_lr, kappa, clip_updat
         schedule_loss=_check_choice("schedule_loss", schedule_loss, ("full", "batch")),
         shuffle=_check_choice("shuffle", shuffle, ("rows", "blocks", "none")),
         guard=bool(guard),
+        balance=bool(balance),
     )
 
 
@@ -98,7 +101,8 @@ def fit(V, rank, *, schedule="auto", epochs=200, batch_size="auto", init="auto",
         W0=None, H0=None, noise_std=0.0, clip_lr=True, kappa=0.9, clip_update=None,
         max_value=None, precondition="cd", tol=1e-4, n_iter_no_change=5, max_time=None,
         callback=None, progress=False, schedule_every=None, schedule_loss="full",
-        shuffle="rows", guard=True, mask=None, missing=None, lam=0.01, validation=None,
+        shuffle="rows", guard=True, balance=True, rescale_init=True, mask=None, missing=None,
+        lam=0.01, validation=None,
         schedule_on="train", adaptive=False, solver="entry") -> FitResult:
     r"""Factorize ``V ~= W H`` (W, H >= 0) by projected stochastic gradient descent.
 
@@ -166,6 +170,15 @@ def fit(V, rank, *, schedule="auto", epochs=200, batch_size="auto", init="auto",
         Divergence guard: on a non-finite or exploding loss, restore the last
         good factors, halve the step and retry (at most 6 times); with
         ``guard=False`` the first divergence stops the run.
+    balance : bool, default True
+        After every epoch rescale the components so that ``||w_j|| = ||h_j||``
+        (``W H`` and the loss unchanged): removes the drift along the scale
+        symmetry that noisy steps drive (bounds/THEORY.md 3.4).
+    rescale_init : bool, default True
+        The initialization rule of bounds/THEORY.md 6 for computed inits (not
+        for ``W0``/``H0``): scale ``W H`` by the best scalar
+        ``<V, WH> / ||WH||^2``, then balance the components, so the ceilings at
+        step 0 are on the scale of the solution's.
 
     mask : array (m, n) of bool, optional
         Observed entries (masked NMF, :func:`nmf_sched.masked.fit_masked`): the
@@ -228,11 +241,15 @@ def fit(V, rank, *, schedule="auto", epochs=200, batch_size="auto", init="auto",
                        precondition=precondition, tol=tol, n_iter_no_change=n_iter_no_change,
                        max_time=max_time, callback=callback, progress=progress,
                        schedule_every=schedule_every, schedule_loss=schedule_loss,
-                       shuffle=shuffle, guard=guard)
+                       shuffle=shuffle, guard=guard, balance=balance)
+    if not isinstance(rescale_init, (bool, np.bool_)):
+        raise TypeError(f"rescale_init must be a bool, got {rescale_init!r}")
     rng = check_seed(seed)
     init_rng, run_rng = rng.spawn(2)
-    W, H = initialize(V, rank, "custom" if (W0 is not None or H0 is not None) else init,
-                      seed=init_rng, W0=W0, H0=H0)
+    custom = W0 is not None or H0 is not None
+    W, H = initialize(V, rank, "custom" if custom else init, seed=init_rng, W0=W0, H0=H0)
+    if rescale_init and not custom and init != "custom":
+        W, H, _ = rescale_balance(V, W, H)
     n_batches = math.ceil(m / min(cfg.batch_size, m))
     total = cfg.epochs if not cfg.schedule_every else cfg.epochs * max(1, n_batches // cfg.schedule_every)
     sched = resolve_schedule(schedule, total=total)
@@ -241,6 +258,7 @@ def fit(V, rank, *, schedule="auto", epochs=200, batch_size="auto", init="auto",
                            batch_size=cfg.batch_size, init=init, seed=seed if not hasattr(seed, "spawn") else None,
                            noise_std=cfg.noise_std, clip_lr=cfg.clip_lr, kappa=cfg.kappa,
                            clip_update=cfg.clip_update, max_value=cfg.max_value,
-                           precondition=cfg.precondition, tol=cfg.tol, sparse=is_sparse(V),
+                           precondition=cfg.precondition, tol=cfg.tol, balance=cfg.balance,
+                           rescale_init=bool(rescale_init and not custom), sparse=is_sparse(V),
                            dtype=str(V.dtype))
     return result

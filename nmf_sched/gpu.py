@@ -11,8 +11,9 @@ batch order), and per minibatch ``B`` (``s = m / b``)
     P = V_B H^\top,\quad W_B \leftarrow \text{cd}(W_B; HH^\top, P, \eta_W),\quad
     Q = V_B^\top W_B,\quad H^\top \leftarrow \text{cd}(H^\top; W_B^\top W_B, Q, \eta_H, s),
 
-with ``eta = damp * min(lr, cap * kappa * ceiling)``, ceilings 2 (W rows) and
-``2 min_c G_cc / (s GB_cc)`` (H). Products are cuBLAS GEMMs (cupyx.scipy.sparse
+with ``eta = damp * min(lr, cap * kappa * ceiling)``, ceilings ``2 f`` (W rows) and
+``2 f min_c G_cc / (s GB_cc)`` (H), ``f = (1 + b/m)/2`` the sequential minibatch
+factor; the components are balanced after every epoch (as on the CPU). Products are cuBLAS GEMMs (cupyx.scipy.sparse
 for CSR input); the coordinate sweeps are one CUDA kernel
 (:mod:`nmf_sched.kernels.gpu`); the exact loss comes from the Gram identity.
 
@@ -51,6 +52,7 @@ import time
 
 import numpy as np
 
+from .bounds import minibatch_factor, rescale_balance
 from .result import FitResult, Trace
 from .schedules.base import StepInfo
 
@@ -61,6 +63,16 @@ def _safe_diag(xp, A):
     d = xp.diag(A).astype(xp.float64)
     floor = xp.maximum(d.max(), 1.0) * 1e-12
     return xp.where(d > 0, d, floor)
+
+
+def _balance(xp, W, Ht):
+    """:func:`nmf_sched.bounds.balance_columns` with the array module ``xp`` (in place)."""
+    wn = xp.sqrt((W.astype(xp.float64) ** 2).sum(axis=0))
+    hn = xp.sqrt((Ht.astype(xp.float64) ** 2).sum(axis=0))
+    ok = (wn > 0) & (hn > 0) & xp.isfinite(wn) & xp.isfinite(hn)
+    d = xp.where(ok, xp.sqrt(hn / xp.where(ok, wn, 1.0)), 1.0)
+    W *= d.astype(W.dtype)
+    Ht /= d.astype(Ht.dtype)
 
 
 def _cd_ceiling_H(xp, dG, GB, scale):
@@ -154,7 +166,9 @@ class _GpuRun:
         acc["fB"] = acc["fB"] + fB * scale
         acc["fBmax"] = xp.maximum(acc["fBmax"], xp.where(xp.isfinite(fB), fB * scale, xp.inf))
         acc["nB"] += 1
-        eta_W = self.damp * (min(lr_W, self.cap * cfg.kappa * 2.0) if math.isfinite(self.cap) else lr_W)
+        f = minibatch_factor(scale)  # sequential W_B-then-H coupling (bounds/THEORY.md 2.2)
+        cW = 2.0 * f
+        eta_W = self.damp * (min(lr_W, self.cap * cfg.kappa * cW) if math.isfinite(self.cap) else lr_W)
         WBn = self.cd(WB, HHt, P, eta_W, 1.0, _safe_diag(xp, HHt), self._noise(WB.shape),
                       cfg.clip_update, cfg.max_value)
         if idx is None:
@@ -166,11 +180,12 @@ class _GpuRun:
         Q = xp.ascontiguousarray(VB.T @ WBn)
         acc["A"] += Q
         dG = _safe_diag(xp, self.G)
-        cH = _cd_ceiling_H(xp, dG, GB, scale)
+        cH = _cd_ceiling_H(xp, dG, GB, scale) * f
         eta_H = self._eta(lr_H, cH)
         self.Ht = self.cd(Ht, GB, Q, eta_H.astype(self.dtype), scale, dG, self._noise(Ht.shape),
                           cfg.clip_update, cfg.max_value)
         acc["cH"] = xp.minimum(acc["cH"], cH)
+        acc["cW"] = min(acc["cW"], cW)
         acc["eW"] += eta_W
         acc["eH"] = acc["eH"] + eta_H
         self.step_count += 1
@@ -194,7 +209,7 @@ class _GpuRun:
         xp = self.xp
         z = xp.zeros((), dtype=xp.float64)
         return {"A": xp.zeros((self.n, self.k), dtype=self.dtype), "fB": z, "fBmax": z.copy(),
-                "nB": 0, "cH": xp.full((), xp.inf), "eW": 0.0, "eH": z.copy()}
+                "nB": 0, "cH": xp.full((), xp.inf), "cW": math.inf, "eW": 0.0, "eH": z.copy()}
 
     def _fetch(self, *scalars):
         """One device->host transfer for several device scalars (the per-tick sync)."""
@@ -211,10 +226,11 @@ class _GpuRun:
         pending = self.batches()
         first = pending[0]
         WB0 = self.W if first is None else self.W[first]
-        cH0_d = _cd_ceiling_H(xp, _safe_diag(xp, self.G), WB0.T @ WB0, self.m / self._bsz(first))
+        f0 = minibatch_factor(self.m / self._bsz(first))
+        cH0_d = _cd_ceiling_H(xp, _safe_diag(xp, self.G), WB0.T @ WB0, self.m / self._bsz(first)) * f0
         loss0, cH0 = self._fetch(self.exact_loss(), cH0_d)
         loss0 = max(loss0, 0.0) if loss0 == loss0 else loss0
-        cW0 = 2.0
+        cW0 = 2.0 * f0
         self.loss_ref = max(loss0, 1e-300)
         vnorm = math.sqrt(self.vsq)
         trace = Trace()
@@ -236,7 +252,7 @@ class _GpuRun:
                     if cfg.schedule_every and (j + 1) % cfg.schedule_every == 0 and j + 1 < len(pending):
                         fB, cH = self._fetch(acc["fB"], acc["cH"])  # the schedule's scalars: a sync
                         self.tick += 1
-                        state = sched.update(state, self.info(epoch, fB / max(acc["nB"], 1), 2.0, cH))
+                        state = sched.update(state, self.info(epoch, fB / max(acc["nB"], 1), acc["cW"], cH))
                         lr_W, lr_H = _split_lr(sched.lr(state), self.m, self.n)
                         lr_W, lr_H = _scalar(lr_W, "W"), _scalar(lr_H, "H")
                     if cfg.max_time is not None and time.perf_counter() - t0 > cfg.max_time \
@@ -264,9 +280,12 @@ class _GpuRun:
                 pending = self.batches()
                 continue
             epoch += 1
+            if cfg.balance:  # ||w_j|| = ||h_j||, W H unchanged (bounds/THEORY.md 3.4)
+                _balance(xp, self.W, self.Ht)
+                self.G = self.W.T @ self.W
             nB = max(acc["nB"], 1)
             trace.append(epoch=epoch, step=self.step_count, lr_W=lr_log[0], lr_H=lr_log[1],
-                         step_W=acc["eW"] / nB, step_H=eH / nB, ceiling_W=2.0, ceiling_H=cH,
+                         step_W=acc["eW"] / nB, step_H=eH / nB, ceiling_W=acc["cW"], ceiling_H=cH,
                          loss=loss, rel_error=math.sqrt(2 * loss) / vnorm,
                          seconds=time.perf_counter() - t0, retries=retries)
             best.append(min(best[-1], loss))
@@ -282,7 +301,7 @@ class _GpuRun:
                 break
             sched_loss = loss if cfg.schedule_loss == "full" else fB / nB
             self.tick += 1
-            state = sched.update(state, self.info(epoch, sched_loss, 2.0, cH))
+            state = sched.update(state, self.info(epoch, sched_loss, acc["cW"], cH))
             pending = self.batches()
         return FitResult(W=self.W, H=xp.ascontiguousarray(self.Ht.T), trace=trace,
                          stop_reason=stop_reason, schedule=sched, schedule_state=state,
@@ -299,7 +318,7 @@ def fit(V, rank, *, schedule="auto", epochs=200, batch_size="auto", init="auto",
         W0=None, H0=None, noise_std=0.0, clip_lr=True, kappa=0.9, clip_update=None,
         max_value=None, precondition="cd", tol=1e-4, n_iter_no_change=5, max_time=None,
         callback=None, progress=False, schedule_every=None, schedule_loss="full",
-        shuffle="rows", guard=True) -> FitResult:
+        shuffle="rows", guard=True, balance=True, rescale_init=True) -> FitResult:
     """:func:`nmf_sched.fit` for a CuPy array or cupyx CSR matrix (see the module docstring).
 
     Returns a FitResult whose ``W`` (m, k) and ``H`` (k, n) are CuPy arrays.
@@ -348,7 +367,9 @@ def fit(V, rank, *, schedule="auto", epochs=200, batch_size="auto", init="auto",
                        precondition=precondition, tol=tol, n_iter_no_change=n_iter_no_change,
                        max_time=max_time, callback=callback, progress=progress,
                        schedule_every=schedule_every, schedule_loss=schedule_loss,
-                       shuffle=shuffle, guard=guard)
+                       shuffle=shuffle, guard=guard, balance=balance)
+    if not isinstance(rescale_init, (bool, np.bool_)):
+        raise TypeError(f"rescale_init must be a bool, got {rescale_init!r}")
     rng = check_seed(seed)
     init_rng, run_rng = rng.spawn(2)
     custom = W0 is not None or H0 is not None
@@ -365,6 +386,8 @@ def fit(V, rank, *, schedule="auto", epochs=200, batch_size="auto", init="auto",
         Wh, Hh = initialize(Vh, rank, "custom" if custom else init, seed=init_rng,
                             W0=None if W0 is None else cupy.asnumpy(W0),
                             H0=None if H0 is None else cupy.asnumpy(H0))
+        if rescale_init and not custom and init != "custom":
+            Wh, Hh, _ = rescale_balance(Vh, Wh, Hh)
         del Vh
         W, H = cupy.asarray(Wh, dtype=V.dtype), cupy.asarray(Hh, dtype=V.dtype)
     n_batches = math.ceil(m / min(cfg.batch_size, m))
@@ -374,5 +397,6 @@ def fit(V, rank, *, schedule="auto", epochs=200, batch_size="auto", init="auto",
     result.settings = dict(rank=rank, schedule=repr(sched), epochs=cfg.epochs,
                            batch_size=cfg.batch_size, init=init, noise_std=cfg.noise_std,
                            clip_lr=cfg.clip_lr, kappa=cfg.kappa, precondition="cd", tol=cfg.tol,
+                           balance=cfg.balance, rescale_init=bool(rescale_init and not custom),
                            sparse=sparse, dtype=str(V.dtype), backend="cupy")
     return result

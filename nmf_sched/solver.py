@@ -11,11 +11,17 @@ within an epoch), sequentially:
 
 where ``Pi_+`` clips at 0 (and at ``max_value`` when given), ``xi`` is the
 optional Gaussian gradient noise of the research model and ``P`` the
-preconditioner (identity, the block Lipschitz constant, or the k x k Gram).
+preconditioner: identity, the block Lipschitz constant, ``diag`` coordinate-wise
+Gauss–Seidel steps ("cd", the default), or the k x k Gram ``HH^T`` for W with
+``diag(W^T W)`` for H ("gram"; the full Gram metric breaks the projected H step,
+bounds/THEORY.md 7).
 ``cap`` is 1 with ``clip_lr`` (infinite without) and ``damp`` is 1; after each
 divergence the guard sets ``cap = 1`` and halves ``damp``.
 The step sizes are ``eta = damp * min(lr, cap * kappa * ceiling)`` with the
-schedule's ``lr`` and the per-block ceiling from :mod:`nmf_sched.bounds`.
+schedule's ``lr`` and the per-block ceiling from :mod:`nmf_sched.bounds` times
+the sequential minibatch factor ``(1 + b/m)/2`` (bounds/THEORY.md 2.2). After
+every epoch the components are balanced, ``||w_j|| = ||h_j||`` (``balance``;
+``W H`` and the loss unchanged, THEORY.md 3.4).
 
 Because every row is visited exactly once per epoch, the products
 ``V_B^T W_B`` summed over the epoch equal ``V^T W`` at the end of the epoch, so
@@ -72,6 +78,7 @@ class SolverConfig:
     max_retries: int = 6
     guard_shrink: float = 0.5
     explode: float = 100.0
+    balance: bool = True
 
 
 class _Diverged(Exception):
@@ -126,6 +133,13 @@ def _cd_ceiling_H(dG, GB, scale):
     with np.errstate(divide="ignore"):
         ratio = np.where(dB > 0, dG / np.where(dB > 0, dB, 1.0), np.inf)
     return float(2.0 * np.min(ratio))
+
+
+def _diag_ceiling_H(dG, GB, scale):
+    """Ceiling of the H step scaled by ``diag(G)^-1`` on the batch curvature ``s W_B^T W_B``:
+    ``2 / lambda_max(D^-1/2 s G_B D^-1/2)`` with ``D = diag(G)`` (THEORY.md 7)."""
+    L = scale * bounds.gen_lmax(GB, np.diag(1.0 / np.sqrt(dG)))
+    return 2.0 / L if L > 0 else math.inf
 
 
 def _scalar(eta, block):
@@ -241,8 +255,9 @@ class _Run:
         if hg is not None:  # hypergradient: gradient at the batch, before the step
             hg_gW, hg_WB = WB @ HHt - P, WB.copy()
         # ---- W_B step (rows decouple: the curvature is HH^T for any batch)
+        f = bounds.minibatch_factor(scale)  # sequential W_B-then-H coupling (THEORY.md 2.2)
         if pre == "cd":
-            cW = 2.0
+            cW = 2.0 * f
             eta_W = self._eta(lr_W, cW, idx, "W")
             WBn = cd_rows(WB.copy() if idx is None else WB, HHt, P, _scalar(eta_W, "W"), 1.0,
                           _safe_diag(HHt), self._noise(WB.shape), cfg.clip_update, cfg.max_value)
@@ -262,7 +277,7 @@ class _Run:
                 cW = 2.0 / LW if LW > 0 else np.inf
             # sequential W_B-then-H minibatch steps: (1 + b/m)/2 of the per-block
             # ceiling (bounds/THEORY.md section 2.2); 1 for a full batch
-            cW *= bounds.minibatch_factor(scale)
+            cW *= f
             eta_W = self._eta(lr_W, cW, idx, "W")
             WBn = self._apply(WB, dW, eta_W)
         if hg is not None:
@@ -280,7 +295,7 @@ class _Run:
         # ---- H step from the batch (gradient scaled by m/b: unbiased)
         if pre == "cd":
             dG = _safe_diag(self.G)
-            cH = _cd_ceiling_H(dG, GB, scale)
+            cH = _cd_ceiling_H(dG, GB, scale) * f
             eta_H = self._eta(lr_H, cH, None, "H")
             self.Ht = cd_rows(Ht, GB, Q, _scalar(eta_H, "H"), scale, dG, self._noise(Ht.shape),
                               cfg.clip_update, cfg.max_value)
@@ -289,10 +304,11 @@ class _Run:
             if cfg.noise_std > 0:
                 gH += self._noise(gH.shape)
             if pre == "gram":
-                Ginv, Ginv_sqrt = _inv_and_inv_sqrt(self.G)
-                _, cH = bounds.step_ceilings(HHt, GB, scale, precondition="gram", G_inv_sqrt=Ginv_sqrt,
-                                             coupling="sequential")
-                dH = gH @ Ginv.astype(self.dtype)
+                # the projected step in the full Gram metric is unstable (THEORY.md 7): the H
+                # step is scaled by diag(G)^-1, for which the orthant projection is the metric one
+                dG = _safe_diag(self.G)
+                cH = _diag_ceiling_H(dG, GB, scale) * f
+                dH = gH / dG.astype(self.dtype)
             else:
                 _, cH = bounds.step_ceilings(HHt, GB, scale, precondition=pre, G=self.G,
                                              coupling="sequential")
@@ -350,11 +366,13 @@ class _Run:
         bsz = self._bsz(VBidx)
         GB = WB.T @ WB
         pre = self.cfg.precondition
+        scale = self.m / bsz
+        f = bounds.minibatch_factor(scale)
         if pre == "cd":
-            return 2.0, _cd_ceiling_H(_safe_diag(self.G), GB, self.m / bsz)
-        Gis = _inv_and_inv_sqrt(self.G)[1] if pre == "gram" else None
-        return bounds.step_ceilings(HHt, GB, self.m / bsz, precondition=pre, G=self.G, G_inv_sqrt=Gis,
-                                    coupling="sequential")
+            return 2.0 * f, _cd_ceiling_H(_safe_diag(self.G), GB, scale) * f
+        if pre == "gram":
+            return 2.0 * f, _diag_ceiling_H(_safe_diag(self.G), GB, scale) * f
+        return bounds.step_ceilings(HHt, GB, scale, precondition=pre, G=self.G, coupling="sequential")
 
     def probe(self, idx):
         """``lr -> (f_B(new), f_B(old), <grad f_B, new - old>)`` for one trial step on batch
@@ -464,6 +482,13 @@ class _Run:
                 pending = self.batches()
                 continue
             epoch += 1
+            if cfg.balance:
+                # ||w_j|| = ||h_j||: W H and the loss unchanged; removes the drift along the
+                # scale symmetry that gradient noise drives (THEORY.md 3.4)
+                d = bounds.balance_columns(self.W, self.Ht)
+                self.G = self.W.T @ self.W
+                if self.hg is not None:
+                    self.hg.rescale(d)
             nB = max(acc["nB"], 1)
             trace.append(epoch=epoch, step=self.step_count, lr_W=lr_log[0], lr_H=lr_log[1],
                          step_W=acc["eW"] / nB, step_H=acc["eH"] / nB,
@@ -529,6 +554,12 @@ class _GradDot:
         with np.errstate(divide="ignore", invalid="ignore"):
             u = np.where(eta > 0, (X_old - X_new) / np.where(eta > 0, eta, 1.0), 0.0)
         self.u[block][rows] = u
+
+    def rescale(self, d):
+        """Follow a component balancing ``W -> W diag(d)``, ``H -> diag(d)^-1 H``: the stored
+        displacements are expressed in the new coordinates."""
+        self.u["W"] *= d
+        self.u["H"] /= d
 
     def pop(self):
         out = dict(self.acc, W_entry=self.entry["W"], H_entry=self.entry["H"].T)

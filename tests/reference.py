@@ -47,14 +47,15 @@ def pgd_full_batch(V, W, H, lr, epochs):
 
 
 def pgd_full_batch_gram(V, W, H, lr, epochs):
-    """Full-batch Gram-preconditioned projected steps, W then H."""
+    """Full-batch preconditioned projected steps, W then H: the W step scaled by
+    (HH^T)^-1, the H step by diag(W^T W)^-1 (the solver's "gram")."""
     Vd = dense(V)
     W, H = W.copy(), H.copy()
     for _ in range(epochs):
         R = W @ H - Vd
         W = np.maximum(W - lr * (R @ H.T) @ np.linalg.inv(H @ H.T), 0.0)
         R = W @ H - Vd
-        H = np.maximum(H - lr * np.linalg.inv(W.T @ W) @ (W.T @ R), 0.0)
+        H = np.maximum(H - lr * (W.T @ R) / np.diag(W.T @ W)[:, None], 0.0)
     return W, H
 
 

@@ -89,7 +89,7 @@ def test_grad_dot_matches_naive_reference():
     lr = 0.3 / np.linalg.norm(V, 2) ** 2
     rec = _Recorder(lr, ("grad_dot",))
     nmf_sched.fit(V, 4, schedule=rec, W0=W0, H0=H0, batch_size=40, epochs=3, precondition="none",
-                  clip_lr=False, tol=0)
+                  clip_lr=False, tol=0, balance=False)
     # naive: sequential block steps, u = (X_old - X_new) / lr, h_t = <g_t, u_{t-1}>
     W, H = W0.copy(), H0.copy()
     uW, uH = np.zeros_like(W), np.zeros_like(H)

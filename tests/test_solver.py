@@ -26,7 +26,7 @@ def test_full_batch_plain_is_projected_gradient_descent(small_dense):
     W0, H0 = _init(V, 5)
     lr = 0.5 / np.linalg.norm(V, 2) ** 2 * 5
     res = nmf_sched.fit(V, 5, schedule=lr, W0=W0, H0=H0, batch_size=V.shape[0], epochs=15,
-                        precondition="none", clip_lr=False, tol=0)
+                        precondition="none", clip_lr=False, tol=0, balance=False)
     Wr, Hr = pgd_full_batch(V, W0, H0, lr, 15)
     np.testing.assert_allclose(res.W, Wr, rtol=TOL["float64"], atol=1e-12)
     np.testing.assert_allclose(res.H, Hr, rtol=TOL["float64"], atol=1e-12)
@@ -37,7 +37,7 @@ def test_full_batch_gram_matches_reference(small_dense):
     V = small_dense
     W0, H0 = _init(V, 5)
     res = nmf_sched.fit(V, 5, schedule=0.7, W0=W0, H0=H0, batch_size=10**6, epochs=8,
-                        precondition="gram", clip_lr=False, tol=0)
+                        precondition="gram", clip_lr=False, tol=0, balance=False)
     Wr, Hr = pgd_full_batch_gram(V, W0, H0, 0.7, 8)
     np.testing.assert_allclose(res.W, Wr, rtol=1e-7, atol=1e-10)
     np.testing.assert_allclose(res.H, Hr, rtol=1e-7, atol=1e-10)
@@ -194,8 +194,9 @@ def test_per_block_and_per_entry_learning_rates(small_dense):
         def lr(self, state):
             return {"W": 0.5, "H": 0.0}
 
-    c = nmf_sched.fit(small_dense, 4, schedule=PerBlock(), epochs=3, seed=0, tol=0)
-    d = nmf_sched.fit(small_dense, 4, schedule=PerBlock(), epochs=0 + 1, seed=0, tol=0)
+    c = nmf_sched.fit(small_dense, 4, schedule=PerBlock(), epochs=3, seed=0, tol=0, balance=False)
+    d = nmf_sched.fit(small_dense, 4, schedule=PerBlock(), epochs=0 + 1, seed=0, tol=0,
+                      balance=False)
     np.testing.assert_array_equal(c.H, d.H)  # H never moves with lr_H = 0
 
 
@@ -223,3 +224,56 @@ def test_schedule_every_ticks_within_epochs(small_dense):
     assert all(set(s[4]["ceilings"]) == {"W", "H"} for s in seen)
     # 6 batches per epoch, a tick every 2 batches: 2 mid-epoch ticks + 1 epoch tick per epoch
     assert len(seen) == 1 + 2 * 3
+
+
+def test_balance_every_epoch_keeps_the_loss_and_equalizes_components(small_dense):
+    kw = dict(epochs=6, seed=3, tol=0, batch_size=16, schedule=0.8)
+    on = nmf_sched.fit(small_dense, 4, **kw)
+    wn, hn = np.linalg.norm(on.W, axis=0), np.linalg.norm(on.H, axis=1)
+    live = (wn > 0) & (hn > 0)
+    assert live.any()
+    np.testing.assert_allclose(wn[live], hn[live], rtol=1e-9)
+    off = nmf_sched.fit(small_dense, 4, balance=False, **kw)
+    # balancing after an epoch changes W and H but not W H (nor the recorded loss of that epoch)
+    one_on = nmf_sched.fit(small_dense, 4, **{**kw, "epochs": 1})
+    one_off = nmf_sched.fit(small_dense, 4, balance=False, **{**kw, "epochs": 1})
+    np.testing.assert_allclose(one_on.W @ one_on.H, one_off.W @ one_off.H, rtol=1e-10, atol=1e-12)
+    assert one_on.loss == pytest.approx(one_off.loss, rel=1e-10)
+    assert not np.allclose(one_on.W, one_off.W)
+    assert np.isfinite(off.loss) and on.settings["balance"] and not off.settings["balance"]
+
+
+def test_rescale_init_rule(small_dense):
+    V = small_dense
+    vsq = float(np.sum(V ** 2))
+    for init in ("nndsvda", "random"):
+        on = nmf_sched.fit(V, 4, init=init, seed=0, epochs=1)
+        off = nmf_sched.fit(V, 4, init=init, seed=0, epochs=1, rescale_init=False)
+        # the rule scales W H by the best scalar: the residual never exceeds the data
+        # and is never worse than the raw init's
+        assert on.trace[0]["loss"] <= 0.5 * vsq * (1 + 1e-12)
+        assert on.trace[0]["loss"] <= off.trace[0]["loss"] * (1 + 1e-12)
+        assert on.settings["rescale_init"] and not off.settings["rescale_init"]
+    # W0/H0 are the user's: never rescaled
+    W0, H0 = _init(V, 4)
+    res = nmf_sched.fit(V, 4, W0=W0, H0=H0, epochs=1)
+    assert res.trace[0]["loss"] == pytest.approx(ref_loss(V, W0, H0), rel=1e-10)
+    assert not res.settings["rescale_init"]
+    with pytest.raises(TypeError, match="rescale_init"):
+        nmf_sched.fit(V, 4, rescale_init="yes")
+    with pytest.raises(TypeError, match="balance"):
+        nmf_sched.fit(V, 4, balance=1)
+
+
+@pytest.mark.parametrize("precondition", ["cd", "gram", "lipschitz"])
+def test_minibatch_coupling_factor_in_the_recorded_ceilings(small_dense, precondition):
+    m = small_dense.shape[0]
+    for b in (m, m // 4):
+        res = nmf_sched.fit(small_dense, 4, batch_size=b, epochs=2, seed=0, tol=0,
+                            precondition=precondition)
+        n_batches = -(-m // b)
+        smallest_batch = m - (n_batches - 1) * b
+        f = 0.5 * (1 + smallest_batch / m)
+        # the W ceiling in a dimensionless unit is 2 per block, times the coupling factor
+        # (the worst batch of the epoch: the smallest)
+        assert res.trace[1]["ceiling_W"] == pytest.approx(2.0 * f, rel=1e-12)
