@@ -53,7 +53,7 @@ def main(argv=None):
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             t = time.perf_counter()
-            ref = NMF(k, init="nndsvda", max_iter=400, tol=1e-10).fit(V)
+            ref = NMF(k, init="nndsvda", max_iter=400, tol=1e-10, random_state=0).fit(V)
             t_ref = time.perf_counter() - t
         e_ref = ref.reconstruction_err_ / np.linalg.norm(V)
         for rname, kw in runs.items():
