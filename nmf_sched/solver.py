@@ -165,7 +165,14 @@ class _Run:
         self.b = min(cfg.batch_size, self.m)
         self.full_batch = self.b >= self.m
         self.vsq = sqnorm(V)
-        self.row_sq = csr_rows_sqnorm(V) if self.sparse else None
+        if self.sparse:
+            self.row_sq = csr_rows_sqnorm(V)
+        elif type(V) is np.ndarray and not self.full_batch:
+            # in-memory dense: row norms once, so a batch's ||V_B||^2 is a gather of b numbers
+            # (memmaps skip this: it would be one more pass over the file)
+            self.row_sq = np.einsum("ij,ij->i", V, V, dtype=np.float64)
+        else:
+            self.row_sq = None
         self.needs = tuple(getattr(schedule, "needs", ()))
         # multiplier on kappa * ceiling: inf = no cap (clip_lr=False until a divergence)
         self.cap = 1.0 if cfg.clip_lr else math.inf
@@ -232,6 +239,8 @@ class _Run:
             return self.vsq
         if self.sparse:
             return float(self.row_sq[VB].sum())
+        if self.row_sq is not None:
+            return float(self.row_sq[idx].sum())
         return float(np.einsum("ij,ij->", VB, VB, dtype=np.float64))
 
     # ------------------------------------------------------------------ one step
