@@ -36,7 +36,7 @@ What "eta at mult x ceiling" means (mode ``seq``, the claim)
 
 Other modes (not part of the claim; they document two findings)
     ``block``: the per-block ceilings ``2/L_X`` without the minibatch factor
-    (what the solver enforces today); ``const``: a constant per-block LR equal
+    (what the solver enforced before the factor was wired in); ``const``: a constant per-block LR equal
     to ``mult x`` the ceiling *at the initialization*, ``clip_lr=False``.
 
 Usage::
@@ -396,9 +396,9 @@ def grid(quick=False):
             8, 500, (0.05, 0.2, 1.0), noise_rel=nu, group="finding")
     for data, m, k in ((dict(kind="planted", m=500, n=300, rank=8, noise=0.05, seed=5), 500, 8),
                        (dict(kind="digits"), 1797, 10), (dict(kind="faces"), 200, 10)):
-        add("per-block 2/L (today)", data, k, m, (0.05, 0.2, 1.0), mode="block", group="finding")
+        add("per-block 2/L, no factor (old solver)", data, k, m, (0.05, 0.2, 1.0), mode="block", group="finding")
     for data, m, k in cd_data:
-        add("cd, per-block ceiling (today)", data, k, m, (0.05, 0.2, 1.0), precondition="cd",
+        add("cd, no factor (old solver)", data, k, m, (0.05, 0.2, 1.0), precondition="cd",
             mode="block", group="finding")
     for data, m, k in ((dict(kind="planted", m=500, n=300, rank=8, noise=0.05, seed=5), 500, 8),
                        (dict(kind="digits"), 1797, 10)):
@@ -676,8 +676,9 @@ def write_markdown(path, rows, total, results, extras, meta):
          f"{total['noise_group']['runs_at_or_below']} runs; increased: "
          f"{total['noise_group']['increased_at_or_below']}; median edge "
          f"{_fmt(total['noise_group']['median_edge'])}", "",
-         "Group `finding` (not claims): the projected Gram H step, noise without balancing, the "
-         "per-block ceiling without the minibatch factor, a constant LR fixed at the init.", "",
+         "Group `finding` (not claims): the Gram W step with the diag(G) H step, noise without "
+         "balancing, the per-block ceiling without the minibatch factor, a constant LR fixed at "
+         "the init.", "",
          "## Per family", "",
          "| family | group | ceiling | problems | problem x seed | runs <= 1 | diverged <= 1 | "
          "increased <= 1 | median edge | min edge | max finite edge | no edge <= 8 | edge <= 1.5 "
@@ -690,7 +691,7 @@ def write_markdown(path, rows, total, results, extras, meta):
                  f"{_fmt(r['max_finite_edge'])} | {r['no_edge_up_to_8']} | "
                  f"{_fmt(r['frac_edge_le_1.5'])} | {_fmt(r['median_fail_edge'])} |")
     L += ["", "Ceiling `seq`: `(1 + b/m)/2 x 2/L_X` per block at every step (THEORY.md §2.2); "
-          "`block`: the per-block `2/L_X` the solver enforces today; `const`: a constant per-block "
+          "`block`: the per-block `2/L_X` without the minibatch factor (the solver before it was wired in); `const`: a constant per-block "
           "LR, `mult x` the `seq` ceilings at the initialization. Edge = smallest multiplier that "
           "diverged (non-finite, > 1e4 x, or final > 10 x the initial loss); failure edge = smallest "
           "multiplier that diverged or whose mean loss over the last third of the epochs exceeds the "
@@ -716,7 +717,7 @@ def write_markdown(path, rows, total, results, extras, meta):
     if extras.get("notes_case"):
         nc = extras["notes_case"]
         be = nc["batch_excess_at_init"]
-        L += ["", "## The THEORY-NOTES run", "", nc["problem"] + ", per-block ceilings of today's "
+        L += ["", "## The THEORY-NOTES run", "", nc["problem"] + ", per-block ceilings without the minibatch factor, "
               "solver, W then H, each block at `eta = c / L_X` (`L_H` = batch curvature of the step). "
               f"Predicted edge (THEORY.md §2.2): c = {nc['predicted_edge_eta_times_L']:.3g}. "
               f"Batch curvature / full curvature at the init: mean {be['mean']:.4g}, max over 200 "
@@ -751,7 +752,7 @@ def write_markdown(path, rows, total, results, extras, meta):
         L += ["", "## The projected Gram H step and two fallbacks (THEORY.md §7)", "",
               "numpy re-implementation of the solver's Gram scheme (same batches, W step "
               "`(HH^T)^-1`-scaled, steps at mult x the §2.2 ceiling of each variant), H step: `gram` = "
-              "`G^-1 g` then the Euclidean projection (the solver today), `diag` = `diag(G)^-1 g`, "
+              "`G^-1 g` then the Euclidean projection (the solver before the diag H step), `diag` = `diag(G)^-1 g`, "
               "`pnewton` = `G` restricted to the free variables of each column. Final loss / initial "
               "loss after 25 epochs (DIV = diverged).", "",
               "| problem | b/m | H step | " + " | ".join(f"mult {m:g}" for m in (0.5, 0.841, 1.0, 1.41))

@@ -473,7 +473,7 @@ class _Run:
                 loss = self.exact_loss(None if timed_out else acc["A"])
                 if not math.isfinite(loss) or loss > cfg.explode * self.loss_ref:
                     raise _Diverged(f"loss {loss!r}")
-            except (_Diverged, FloatingPointError) as exc:
+            except (_Diverged, FloatingPointError, np.linalg.LinAlgError) as exc:
                 self.W, self.Ht, state, self.step_count, self.tick = snap
                 self.G = self.W.T @ self.W
                 if self.hg is not None:

@@ -524,3 +524,16 @@ def test_cli_bound_errors_are_one_line_exit_2(digits_files, tmp_path, capsys, ar
     assert rc == 2
     lines = err.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("nmf-sched: error:") and match in lines[0]
+
+
+def test_lmax_of_a_diverged_gram_is_inf_not_an_error():
+    import math
+
+    from nmf_sched.bounds import gen_lmax, lmax
+
+    A = np.eye(3)
+    A[1, 2] = A[2, 1] = np.nan
+    assert lmax(A) == math.inf
+    with np.errstate(invalid="ignore"):  # inf * 0 in the congruence: NaN, still "not finite"
+        assert gen_lmax(np.full((2, 2), np.inf), np.eye(2)) == math.inf
+    assert lmax(np.eye(2) * 2.0) == 2.0

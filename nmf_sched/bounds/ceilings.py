@@ -24,8 +24,14 @@ REPORT_UNITS = ("none", "lipschitz", "gram", "cd")
 # k x k primitives (called at every step by the solver)
 # ---------------------------------------------------------------------------
 def lmax(A) -> float:
-    """Largest eigenvalue of a symmetric positive semi-definite k x k matrix."""
+    """Largest eigenvalue of a symmetric positive semi-definite k x k matrix.
+
+    ``inf`` when ``A`` has a non-finite entry (a diverging iterate: every ceiling built
+    from it is then 0, and the solver's divergence checks take over).
+    """
     A = np.asarray(A, dtype=np.float64)
+    if not np.isfinite(A).all():
+        return math.inf
     if A.shape[0] == 1:
         return float(A[0, 0])
     return float(np.linalg.eigvalsh(A)[-1])
