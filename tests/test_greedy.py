@@ -147,12 +147,30 @@ def test_max_lr_bound_tracks_ceiling():
     g = simple(max_lr="bound", kappa=0.5)
     ceilings = [4.0, 4.0, 1.0, 1.0, None, 8.0, 8.0]
     lrs, states = drive(g, DOWN[:7], ceilings)
-    # caps: 2, 2, 0.5, 0.5, 0.5 (ceiling None: last cap reused), 4, 4
-    assert lrs == [1.0, 2.0, 0.5, 0.5, 0.5, 1.0, 2.0]
+    # caps: 2, 2, 0.5, 0.5, 0.5 (ceiling None: last cap reused), 4, 4; the LR returned is
+    # min(the schedule's own LR, cap): the dip to 0.5 does not erase the 2.0 built up, and
+    # improvements raise it again (to 4 = the cap) once the ceiling is back
+    assert lrs == [1.0, 2.0, 0.5, 0.5, 0.5, 4.0, 4.0]
     assert [s["max_lr"] for s in states] == [2.0, 2.0, 0.5, 0.5, 0.5, 4.0, 4.0]
+    assert [s["lr"] for s in states] == [1.0, 2.0, 2.0, 2.0, 2.0, 4.0, 4.0]
     # a falling ceiling pulls the LR down at once, even on a tick with no loss
     lrs, _ = drive(g, [10.0, 9.0, None], [4.0, 4.0, 1.0])
     assert lrs == [1.0, 2.0, 0.5]
+
+
+def test_max_lr_bound_increase_stops_at_the_cap_and_decreases_act_on_the_own_lr():
+    g = simple(max_lr="bound", kappa=1.0)  # factor 0.5, patience 0
+    # improving ticks under a cap of 3: 1 -> 2 -> 3 (capped) -> 3; an improvement never lowers
+    # the stored LR when the cap is below it (cap 1: the LR returned is 1, the state keeps 3)
+    lrs, states = drive(g, [10.0, 9.0, 8.0, 7.0, 6.0], [3.0, 3.0, 3.0, 3.0, 1.0])
+    assert lrs == [1.0, 2.0, 3.0, 3.0, 1.0]
+    assert states[-1]["lr"] == 3.0
+    # a worse tick halves the schedule's own LR (3 -> 1.5); the cap of 1 still wins
+    lrs, states = drive(g, [10.0, 9.0, 8.0, 7.0, 6.0, 6.5], [3.0, 3.0, 3.0, 3.0, 1.0, 1.0])
+    assert states[-1]["lr"] == 1.5 and lrs[-1] == 1.0
+    # a numeric max_lr still clips the stored LR
+    lrs, states = drive(simple(max_lr=3.0), [10.0, 9.0, 8.0, 7.0])
+    assert [s["lr"] for s in states] == lrs == [1.0, 2.0, 3.0, 3.0]
 
 
 def test_max_lr_bound_needs_a_ceiling():

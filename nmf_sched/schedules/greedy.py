@@ -67,8 +67,12 @@ class GreedyLR(_ParamsRepr):
        good/bad tick triggers a change; :math:`p = 0` is the plain rule of the
        paper (divide by :math:`F` on improvement, multiply on no improvement).
     5. Bounds, every tick: :math:`\eta \leftarrow \min(\max(\eta, \eta_{min}),
-       \eta_{max})` (the ceiling wins over ``min_lr``), so with
-       ``max_lr="bound"`` the LR follows a falling stability ceiling at once.
+       \eta_{max})` for a numeric ``max_lr``. With ``max_lr="bound"`` the stored
+       :math:`\eta` is only floored at :math:`\eta_{min}`, an increase stops at the
+       current cap (it never lowers :math:`\eta`), and the LR returned is
+       :math:`\min(\eta, \eta_{max})`: it follows a falling stability ceiling at
+       once (the ceiling wins over ``min_lr``), and comes back as soon as the ceiling
+       does, instead of being cut for good by one low-ceiling epoch.
     6. Reset: when the countdown reaches 0, the tick acts as a fresh initial
        observation: :math:`\eta = \mathrm{clip}(\eta_0)` (the LR resolved at
        tick 0), window = [loss], ``best`` = loss (``None`` if no finite loss),
@@ -232,6 +236,13 @@ class GreedyLR(_ParamsRepr):
             "max_lr='bound' needs a stability ceiling, but the solver reported "
             f"ceiling={c!r} and none was seen before; pass a numeric max_lr or max_lr=None")
 
+    def _state_upper(self, upper):
+        """The bound applied to the stored LR: a numeric ``max_lr`` clips it; the moving
+        ``"bound"`` cap only clips what :meth:`lr` returns, so a transient dip of the
+        ceiling does not erase the LR the schedule has built up (increases still stop at
+        the current cap)."""
+        return None if self.max_lr == "bound" else upper
+
     def _clip(self, lr: float, upper) -> float:
         lr = max(lr, float(self.min_lr))
         return lr if upper is None else min(lr, upper)
@@ -263,7 +274,10 @@ class GreedyLR(_ParamsRepr):
         }
 
     def lr(self, state: dict) -> float:
-        return float(_resolved(state["lr"], self))
+        lr = float(_resolved(state["lr"], self))
+        if self.max_lr == "bound" and state.get("max_lr") is not None:
+            lr = min(lr, state["max_lr"])  # the current cap; the state keeps the schedule's own LR
+        return lr
 
     def update(self, state: dict, info: StepInfo) -> dict:
         new = dict(state)
@@ -276,7 +290,7 @@ class GreedyLR(_ParamsRepr):
         if tick == 0 or state["lr0"] is None:
             lr0 = _initial_lr(self.lr0, info, self.kappa)
             new["lr0"] = lr0
-            new["lr"] = self._clip(lr0, upper)
+            new["lr"] = self._clip(lr0, upper)  # the initial LR starts at or below the cap
             self._baseline(new, loss)
             return new
 
@@ -310,7 +324,7 @@ class GreedyLR(_ParamsRepr):
                         new["num_bad"] += 1
                         new["num_good"] = 0
                     if new["num_good"] > self.patience:
-                        cand = lr / self.factor if upper is None else min(lr / self.factor, upper)
+                        cand = lr / self.factor if upper is None else max(lr, min(lr / self.factor, upper))
                         if cand - lr > self.eps:
                             lr = cand
                         new["warmup_counter"] = self.warmup
@@ -321,10 +335,10 @@ class GreedyLR(_ParamsRepr):
                             lr = cand
                         new["cooldown_counter"] = self.cooldown
                         new["num_bad"] = 0
-        new["lr"] = self._clip(lr, upper)
+        new["lr"] = self._clip(lr, self._state_upper(upper))
 
         if new["until_reset"] is not None and new["until_reset"] <= 0:
-            new["lr"] = self._clip(new["lr0"], upper)
+            new["lr"] = self._clip(new["lr0"], self._state_upper(upper))
             self._baseline(new, loss)
             new["resets"] = state["resets"] + 1
         return new
