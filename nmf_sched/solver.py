@@ -39,7 +39,7 @@ import numpy as np
 
 from . import bounds
 from .backend import is_sparse
-from .kernels.cpu import cd_rows, csr_rows_matmul, csr_rows_sqnorm, csr_rows_tmatmul
+from .kernels.cpu import cd_rows, csr_rows_matmul, csr_rows_sqnorm, csr_rows_tmatmul, gather_rows
 from .objective import loss_from_products, sqnorm, vt_dot
 from .result import FitResult, Trace
 from .schedules.base import StepInfo
@@ -122,17 +122,22 @@ def _split_lr(lr, m, n):
 
 
 def _safe_diag(A):
-    d = np.diag(A).astype(np.float64)
+    d = A.diagonal().astype(np.float64)
+    if d.size and d.min() > 0:
+        return d
     return np.where(d > 0, d, max(float(d.max()), 1.0) * 1e-12 if d.size else 1.0)
 
 
 def _cd_ceiling_H(dG, GB, scale):
     """Coordinate steps ``lr / G_cc`` on the batch curvature ``s (W_B^T W_B)_cc``
     descend for ``lr < 2 G_cc / (s (W_B^T W_B)_cc)``: the ceiling is the min over c."""
-    dB = scale * np.diag(GB).astype(np.float64)
-    with np.errstate(divide="ignore"):
-        ratio = np.where(dB > 0, dG / np.where(dB > 0, dB, 1.0), np.inf)
-    return float(2.0 * np.min(ratio))
+    dB = scale * GB.diagonal().astype(np.float64)
+    pos = dB > 0
+    if pos.all():
+        return float(2.0 * np.min(dG / dB))
+    if not pos.any():
+        return math.inf
+    return float(2.0 * np.min(dG[pos] / dB[pos]))
 
 
 def _diag_ceiling_H(dG, GB, scale):
@@ -212,6 +217,8 @@ class _Run:
         if self.buf is None or self.buf.shape[0] < idx.shape[0]:
             self.buf = np.empty((self.b, self.n), dtype=V.dtype)
         out = self.buf[: idx.shape[0]]
+        if self.row_sq is not None:  # in-memory ndarray (see __init__): the row-copy kernel
+            return gather_rows(V, idx, out)
         np.take(V, idx, axis=0, out=out)
         return out
 

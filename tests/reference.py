@@ -122,3 +122,23 @@ def masked_cd_rows(Vd, M, W, Ht, lr, lam):
             g = G[c] @ W[i] - b[c]
             W[i, c] = max(0.0, W[i, c] - lr * g / G[c, c])
     return W
+
+
+def cd_rows_naive(X, A, P, lr, scale, diag, noise=None, clip_update=None, max_value=None):
+    """Projected Gauss–Seidel coordinate steps on every row, the gradient recomputed from
+    scratch for each coordinate (plain Python, float64): the definition the kernel must match."""
+    X = np.array(X, dtype=np.float64)
+    r, k = X.shape
+    for i in range(r):
+        for c in range(k):
+            g = scale * (float(X[i] @ A[:, c]) - P[i, c])
+            if noise is not None:
+                g += noise[i, c]
+            delta = lr * g / diag[c]
+            if clip_update is not None:
+                delta = min(max(delta, -clip_update), clip_update)
+            x = max(X[i, c] - delta, 0.0)
+            if max_value is not None:
+                x = min(x, max_value)
+            X[i, c] = x
+    return X

@@ -70,3 +70,42 @@ def test_kernels_agree_with_nojit_execution():
         outs.append(json.loads(proc.stdout.strip().splitlines()[-1]))
     for key in ("P", "Q"):
         np.testing.assert_allclose(outs[0][key], outs[1][key], rtol=TOL["nojit"])
+
+
+@pytest.mark.parametrize("opts", [dict(), dict(noise=True), dict(clip_update=0.05),
+                                  dict(max_value=0.6), dict(noise=True, clip_update=0.1, max_value=0.8)])
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_cd_rows_matches_naive_gauss_seidel(opts, dtype):
+    from nmf_sched.kernels.cpu import cd_rows
+    from reference import cd_rows_naive
+
+    rng = np.random.default_rng(11)
+    r, k = 37, 6
+    B = rng.random((20, k))
+    A = B.T @ B + 0.05 * np.eye(k)   # a Gram (the kernel never assumes symmetry; see below)
+    A[0, 1] += 0.5                   # non-symmetric: the row/column roles must be right
+    X = rng.random((r, k))
+    P = (X @ A) * rng.uniform(0.3, 1.2, (r, k))  # some coordinates move up, some hit 0
+    d = np.diag(A).copy()
+    noise = rng.standard_normal((r, k)) * 0.3 if opts.get("noise") else None
+    kw = dict(clip_update=opts.get("clip_update"), max_value=opts.get("max_value"))
+    want = cd_rows_naive(X, A, P, 0.8, 1.7, d, noise, **kw)
+    got = X.astype(dtype)
+    cd_rows(got, A.astype(dtype), P.astype(dtype), 0.8, 1.7, d,
+            None if noise is None else noise.astype(dtype), **kw)
+    tol = 1e-12 if dtype == np.float64 else 2e-5
+    np.testing.assert_allclose(got, want, rtol=tol, atol=tol)
+    assert (got >= 0).all() and 0 < np.mean(got == 0) < 0.5  # the projection was active
+
+
+@pytest.mark.parametrize("order", ["C", "F"])
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_gather_rows(order, dtype):
+    from nmf_sched.kernels.cpu import gather_rows
+
+    rng = np.random.default_rng(2)
+    V = np.asarray(rng.random((50, 7)), dtype=dtype, order=order)
+    idx = np.sort(rng.permutation(50)[:13])
+    out = np.full((13, 7), np.nan, dtype=dtype)
+    assert gather_rows(V, idx, out) is out
+    np.testing.assert_array_equal(out, V[idx])

