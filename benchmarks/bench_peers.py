@@ -144,6 +144,7 @@ class Clock:
         self.gap, self.floor0, self.floor, self.rel = gap, floor, floor, rel
         self.t, self.err, self.it = [0.0], [err0], [0]
         self.paused, self.last_eval, self.n, self.last_t = 0.0, 0.0, 0, 0.0
+        self.prev_dt = math.inf
         self.factors = None
         self.t0 = None
 
@@ -172,7 +173,10 @@ class Clock:
         self.last_eval = t
         dt = time.perf_counter() - s
         self.paused += dt
-        self.floor = max(self.floor0, 2.0 * dt)  # follows the evaluation cost if the machine slows
+        # follows the evaluation cost if the machine slows (the smaller of the last two
+        # evaluations, so that one hiccup does not coarsen the next checkpoints)
+        self.floor = max(self.floor0, 2.0 * min(dt, self.prev_dt))
+        self.prev_dt = dt
 
     def finish(self, W, H):
         """A run that ended by itself: record its last state if not recorded yet."""
@@ -347,11 +351,14 @@ def bench_dataset(key, spec, methods, repeats, args, log):
     W0, H0, t_init = shared_init(V, k, args.init)
     rel_error = make_rel_error(V)
     ev = []
-    for _ in range(3):
+    for _ in range(7):
         s = time.perf_counter()
         err0 = rel_error(W0, H0)
         ev.append(time.perf_counter() - s)
-    t_eval = statistics.median(ev)
+    # the cost of one evaluation: the minimum after two warm-up calls (single calls can take a
+    # scheduler quantum, ~16 ms, when BLAS threads wake up; a median of 3 once set the
+    # checkpoint floor of digits to 32 ms, coarser than every method's time to target)
+    t_eval = min(ev[2:])
     gap, floor = budget / 300.0, 2.0 * t_eval
     sparse = sp.issparse(V)
     info = dict(name=key, label=label, m=V.shape[0], n=V.shape[1], k=k, sparse=sparse,
