@@ -218,7 +218,7 @@ class _GpuRun:
         return [float(x) for x in (v.get() if hasattr(v, "get") else v)]
 
     def run(self):
-        from .solver import _split_lr, _scalar
+        from .solver import _scalar, _split_lr, epoch_stop
 
         xp, cfg, sched = self.xp, self.cfg, self.schedule
         t0 = time.perf_counter()
@@ -289,15 +289,9 @@ class _GpuRun:
                          loss=loss, rel_error=math.sqrt(2 * loss) / vnorm,
                          seconds=time.perf_counter() - t0, retries=retries)
             best.append(min(best[-1], loss))
-            if timed_out or (cfg.max_time is not None and time.perf_counter() - t0 > cfg.max_time):
-                stop_reason = "max_time"
-                break
-            if cfg.callback is not None and cfg.callback(trace[-1], self.W, self.Ht.T):
-                stop_reason = "callback"
-                break
-            w = cfg.n_iter_no_change
-            if cfg.tol > 0 and len(best) > w and (best[-1 - w] - best[-1]) <= cfg.tol * best[-1]:
-                stop_reason = "tol"
+            reason = epoch_stop(cfg, best, t0, timed_out, trace[-1], self.W, self.Ht)
+            if reason is not None:
+                stop_reason = reason
                 break
             sched_loss = loss if cfg.schedule_loss == "full" else fB / nB
             self.tick += 1

@@ -516,15 +516,9 @@ class _Run:
                 bar.update(1)
                 bar.set_postfix(rel_error=f"{math.sqrt(2 * loss) / vnorm:.4g}")
             log.debug("epoch %d loss %.6g", epoch, loss)
-            if timed_out or (cfg.max_time is not None and time.perf_counter() - t0 > cfg.max_time):
-                stop_reason = "max_time"
-                break
-            if cfg.callback is not None and cfg.callback(trace[-1], self.W, self.Ht.T):
-                stop_reason = "callback"
-                break
-            w = cfg.n_iter_no_change
-            if cfg.tol > 0 and len(best) > w and (best[-1 - w] - best[-1]) <= cfg.tol * best[-1]:
-                stop_reason = "tol"
+            reason = epoch_stop(cfg, best, t0, timed_out, trace[-1], self.W, self.Ht)
+            if reason is not None:
+                stop_reason = reason
                 break
             sched_loss = loss if cfg.schedule_loss == "full" else acc["fB"] / nB
             self.tick += 1
@@ -537,6 +531,20 @@ class _Run:
                          schedule=sched, schedule_state=state, loss=float(loss),
                          rel_error=math.sqrt(2 * max(loss, 0.0)) / vnorm, n_epochs=epoch,
                          n_steps=self.step_count, seconds=time.perf_counter() - t0)
+
+
+def epoch_stop(cfg, best, t0, timed_out, record, W, Ht):
+    """The end-of-epoch stop rules shared by the CPU and GPU loops, in order: the time
+    budget, the user's callback (``record, W, H``), the relative tolerance over the last
+    ``n_iter_no_change`` epochs of the running best loss. Returns the stop reason or None."""
+    if timed_out or (cfg.max_time is not None and time.perf_counter() - t0 > cfg.max_time):
+        return "max_time"
+    if cfg.callback is not None and cfg.callback(record, W, Ht.T):
+        return "callback"
+    w = cfg.n_iter_no_change
+    if cfg.tol > 0 and len(best) > w and (best[-1 - w] - best[-1]) <= cfg.tol * best[-1]:
+        return "tol"
+    return None
 
 
 class _GradDot:
