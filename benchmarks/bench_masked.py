@@ -34,7 +34,8 @@ import numpy as np
 import scipy.sparse as sp
 
 from nmf_sched import datasets
-from nmf_sched.masked import fit_masked, rmse, split_observed
+from nmf_sched import fit_masked
+from nmf_sched.masked import rmse, split_observed
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 

@@ -27,12 +27,11 @@ What "eta at mult x ceiling" means (mode ``seq``, the claim)
     the W step). ``clip_lr=False`` with a schedule cannot do this: a schedule
     only sees the ceilings of past batches (``StepInfo`` is the running minimum
     over the epoch), one step late. The ceiling is the one of THEORY.md §2.2,
-    ``(1 + b/m)/2 x 2/L_X`` per block; as long as the solver computes the W
-    ceiling inline (``2/L_W``), ``nmf_sched.solver.bounds`` is replaced during
-    a run by a stand-in that applies the factor (see :class:`_Ceilings`).
-    For ``precondition="gram"`` the W ceiling is the constant ``2 x factor``, set
-    through a per-block LR; ``precondition="cd"`` (the solver's default, both
-    ceilings computed inline) gets the factor through ``kappa = mult x factor``.
+    ``(1 + b/m)/2 x 2/L_X`` per block, which the engine's row model applies to the
+    preconditioner's rules (:data:`nmf_sched.bounds.CEILING_RULES`); the ``block``
+    mode replaces ``nmf_sched.bounds`` inside the engine by a stand-in whose factor is 1
+    (see :class:`_Ceilings`). For ``precondition="gram"`` the W ceiling is the constant
+    ``2 x factor``, set through a per-block LR.
 
 Other modes (not part of the claim; they document two findings)
     ``block``: the per-block ceilings ``2/L_X`` without the minibatch factor
@@ -71,7 +70,9 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 import nmf_sched  # noqa: E402
-from nmf_sched import bounds, solver  # noqa: E402
+from nmf_sched import bounds  # noqa: E402
+from nmf_sched.engine import precond as _precond  # noqa: E402
+from nmf_sched.engine import rows as _rows  # noqa: E402
 from nmf_sched.init import initialize  # noqa: E402
 from nmf_sched.objective import loss as exact_loss  # noqa: E402
 
@@ -103,52 +104,48 @@ class _Cap:
 
 
 class _Ceilings:
-    """Stands in for :mod:`nmf_sched.bounds` inside the solver during one run.
+    """Stands in for :mod:`nmf_sched.bounds` inside the engine's row model during one run.
 
-    ``coupling="sequential"``: both ceilings get the minibatch factor
-    ``(1 + 1/scale)/2`` (THEORY.md §2.2). The solver computes the W ceiling
-    inline as ``2 / bounds.lmax(HHt)`` (precondition "none"), so ``lmax`` is
-    divided by the factor; if the solver calls ``bounds.ceiling_W`` instead,
-    that is used and ``lmax`` is left alone. ``log`` collects
-    ``s lambda_max(W_B^T W_B) / lambda_max(W^T W)`` at every H step.
+    ``coupling="sequential"``: both ceilings get the minibatch factor ``(1 + 1/scale)/2``
+    (THEORY.md §2.2), as the engine applies it; ``"none"``: the factor is 1 (the per-block
+    ceilings alone, what the solver enforced before the factor). ``log`` collects
+    ``lambda_max(s W_B^T W_B) / lambda_max(W^T W)`` at every H step (through the
+    preconditioner's H ceiling rule).
     """
 
-    def __init__(self, scale, coupling, inline_w, log=None):
+    def __init__(self, scale, coupling, inline_w=False, log=None):
         self.factor = bounds.minibatch_factor(scale) if coupling == "sequential" else 1.0
         self.coupling = coupling
-        self.inline_w = inline_w
         self.log = log
 
     def __getattr__(self, name):
         return getattr(bounds, name)
 
-    def lmax(self, A):
-        v = bounds.lmax(A)
-        return v / self.factor if self.inline_w else v
-
     def minibatch_factor(self, scale):
         return bounds.minibatch_factor(scale) if self.coupling == "sequential" else 1.0
 
-    def ceiling_W(self, *args, **kw):
-        kw["coupling"] = self.coupling
-        return bounds.ceiling_W(*args, **kw)
+    def ceiling_rule(self, precondition):
+        rw, rh = bounds.ceiling_rule(precondition)
+        if self.log is None:
+            return rw, rh
+        log = self.log
 
-    def step_ceilings(self, HHt, GB, scale, **kw):
-        kw["coupling"] = self.coupling
-        if self.log is not None and kw.get("G") is not None:
-            full = bounds.lmax(kw["G"])
+        def rh_logged(G, A, xp, dG=None):
+            full = bounds.lmax(G)
             if full > 0:
-                self.log.append(scale * bounds.lmax(GB) / full)
-        return bounds.step_ceilings(HHt, GB, scale, **kw)
+                log.append(bounds.lmax(A) / full)
+            return rh(G, A, xp, dG)
+
+        return rw, rh_logged
 
 
 def _solver_inline_w() -> bool:
-    """True while the solver computes the W ceiling itself, without the minibatch factor."""
+    """True if the engine's row step computed the W ceiling without the minibatch factor."""
     try:
-        src = inspect.getsource(solver._Run.step)
+        src = inspect.getsource(_rows.RowModel.step)
     except (OSError, TypeError, AttributeError):  # pragma: no cover
         return True
-    return not any(t in src for t in ("ceiling_W", "minibatch_factor", "coupling="))
+    return "minibatch_factor" not in src
 
 
 INLINE_W = _solver_inline_w()
@@ -230,11 +227,11 @@ def _fit(V, k, spec, mode, pre, scale, mult, ceil0, kw, log):
         lr_W = mult * proxy.factor * 2.0 if pre == "gram" else HUGE
         # "cd" computes both ceilings inline: the factor goes into kappa (constant per run)
         kappa = mult * proxy.factor if (pre == "cd" and INLINE_W) else mult
-        solver.bounds = proxy
+        _rows.bounds = _precond.bounds = proxy
         try:
             res = nmf_sched.fit(V, k, schedule=_Cap(lr_W=lr_W), clip_lr=True, kappa=kappa, **kw)
         finally:
-            solver.bounds = bounds
+            _rows.bounds = _precond.bounds = bounds
     else:  # const: per-block constant LR at mult x the ceilings at the init
         res = nmf_sched.fit(V, k, schedule=_Cap(mult * ceil0["W"], mult * ceil0["H"]),
                             clip_lr=False, **kw)

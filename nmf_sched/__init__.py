@@ -2,13 +2,13 @@
 
 The schedule decides the learning rate; the theory decides the ceiling.
 """
-from .api import fit
+from .api import fit, fit_masked
 from .result import FitResult, Trace
 from .schedules import StepInfo, available as available_schedules, make_schedule
 
 __version__ = "0.1.0"
 
-__all__ = ["fit", "FitResult", "Trace", "StepInfo", "make_schedule", "available_schedules",
+__all__ = ["fit", "fit_masked", "FitResult", "Trace", "StepInfo", "make_schedule", "available_schedules",
            "SGDNMF", "__version__"]
 
 

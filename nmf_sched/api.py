@@ -1,109 +1,39 @@
-"""``nmf_sched.fit``: validate, choose the backend, build the run, return a FitResult."""
-from __future__ import annotations
+"""The public face: ``nmf_sched.fit`` and ``nmf_sched.fit_masked``.
 
-import math
-import numbers
+Validate the settings (:mod:`nmf_sched.config`), choose the path from where the data lives
+(NumPy/SciPy/memmap, CuPy, Dask) or from ``mask=``/``missing=`` (masked NMF), and hand over
+to the one engine (:mod:`nmf_sched.engine`). Nothing below this module imports it.
+"""
+from __future__ import annotations
 
 import numpy as np
 
-from .backend import is_cupy, is_sparse
-from .data import check_matrix, check_rank, check_seed
-from .bounds import rescale_balance
-from .init import initialize
+from .backend import is_cupy
+from .config import PRECONDITIONERS, MaskedConfig, RowConfig, default_batch_size
 from .result import FitResult
-from .schedules.base import make_schedule
-from .solver import PRECONDITIONERS, SolverConfig, run
+from .schedules.base import AUTO as AUTO_SCHEDULE
+from .schedules.base import resolve
 
-__all__ = ["fit", "AUTO_SCHEDULE", "default_batch_size"]
-
-#: What ``schedule="auto"`` means: GreedyLR started at half the stability ceiling
-#: (the initial-LR rule); the solver caps every step at kappa * ceiling, so
-#: nobody picks a learning rate and no step exceeds the ceiling.
-AUTO_SCHEDULE = ("greedy", {"lr": "bound", "max_lr": None})
-
-
-def default_batch_size(m: int) -> int:
-    """``batch_size="auto"``: about 16 batches per epoch, at least 1024 rows."""
-    return int(min(m, max(1024, math.ceil(m / 16))))
-
-
-def _check_int(name, value, minimum=1):
-    if not isinstance(value, numbers.Integral) or isinstance(value, bool):
-        raise TypeError(f"{name} must be an integer >= {minimum}, got {value!r}")
-    if value < minimum:
-        raise ValueError(f"{name} must be >= {minimum}, got {value!r}")
-    return int(value)
-
-
-def _check_float(name, value, *, allow_none=False, positive=False, allow_inf=False):
-    if value is None and allow_none:
-        return None
-    if not isinstance(value, numbers.Real) or isinstance(value, bool):
-        raise TypeError(f"{name} must be a real number, got {value!r}")
-    value = float(value)
-    if math.isnan(value) or (math.isinf(value) and not allow_inf):
-        raise ValueError(f"{name} must be finite, got {value!r}")
-    if value < 0 or (positive and value == 0):
-        raise ValueError(f"{name} must be {'> 0' if positive else '>= 0'}, got {value!r}")
-    return value
-
-
-def _check_choice(name, value, choices):
-    if value not in choices:
-        raise ValueError(f"{name} must be one of {list(choices)}, got {value!r}")
-    return value
-
-
-def build_config(*, epochs, batch_size, m, noise_std, clip_lr, kappa, clip_update, max_value,
-                 precondition, tol, n_iter_no_change, max_time, callback, progress,
-                 schedule_every, schedule_loss, shuffle, guard, balance=True) -> SolverConfig:
-    """Validate the solver settings (each error names the argument and value)."""
-    if isinstance(batch_size, str):
-        if batch_size != "auto":
-            raise ValueError(f"batch_size must be a positive integer or 'auto', got {batch_size!r}")
-        batch_size = default_batch_size(m)
-    if callback is not None and not callable(callback):
-        raise TypeError(f"callback must be callable, got {callback!r}")
-    for name, val in (("clip_lr", clip_lr), ("progress", progress), ("guard", guard),
-                      ("balance", balance)):
-        if not isinstance(val, (bool, np.bool_)):
-            raise TypeError(f"{name} must be a bool, got {val!r}")
-    return SolverConfig(
-        epochs=_check_int("epochs", epochs),
-        batch_size=_check_int("batch_size", batch_size),
-        noise_std=_check_float("noise_std", noise_std),
-        clip_lr=bool(clip_lr),
-        kappa=_check_float("kappa", kappa, positive=True),
-        clip_update=_check_float("clip_update", clip_update, allow_none=True, positive=True),
-        max_value=_check_float("max_value", max_value, allow_none=True, positive=True),
-        precondition=_check_choice("precondition", precondition, PRECONDITIONERS),
-        tol=_check_float("tol", tol),
-        n_iter_no_change=_check_int("n_iter_no_change", n_iter_no_change),
-        max_time=_check_float("max_time", max_time, allow_none=True, positive=True, allow_inf=True),
-        callback=callback,
-        progress=bool(progress),
-        schedule_every=None if schedule_every is None else _check_int("schedule_every", schedule_every),
-        schedule_loss=_check_choice("schedule_loss", schedule_loss, ("full", "batch")),
-        shuffle=_check_choice("shuffle", shuffle, ("rows", "blocks", "none")),
-        guard=bool(guard),
-        balance=bool(balance),
-    )
+__all__ = ["fit", "fit_masked", "AUTO_SCHEDULE", "default_batch_size", "resolve_schedule",
+           "PRECONDITIONERS"]
 
 
 def resolve_schedule(schedule, *, total):
     """``fit(schedule=...)`` -> a Schedule instance (``"auto"`` included)."""
-    if isinstance(schedule, str) and schedule.lower() == "auto":
-        schedule = AUTO_SCHEDULE
-    return make_schedule(schedule, total=total)
+    return resolve(schedule, total=total)
+
+
+def _is_dask(V) -> bool:
+    return type(V).__module__.split(".")[0] == "dask"
 
 
 def fit(V, rank, *, schedule="auto", epochs=200, batch_size="auto", init="auto", seed=None,
         W0=None, H0=None, noise_std=0.0, clip_lr=True, kappa=0.9, clip_update=None,
         max_value=None, precondition="cd", tol=1e-4, n_iter_no_change=5, max_time=None,
         callback=None, progress=False, schedule_every=None, schedule_loss="full",
-        shuffle="rows", guard=True, balance=True, rescale_init=True, mask=None, missing=None,
-        lam=0.01, validation=None,
-        schedule_on="train", adaptive=False, solver="entry") -> FitResult:
+        shuffle="rows", guard=True, balance=True, rescale_init=True, checkpoint=None,
+        checkpoint_every=1, resume=None, client=None, mask=None, missing=None,
+        **masked) -> FitResult:
     r"""Factorize ``V ~= W H`` (W, H >= 0) by projected stochastic gradient descent.
 
     Minimizes :math:`\tfrac12\|V - WH\|_F^2` with row minibatches drawn without
@@ -203,62 +133,116 @@ def fit(V, rank, *, schedule="auto", epochs=200, batch_size="auto", init="auto",
     ((100, 5), (5, 40))
     """
     if mask is not None or missing is not None:
-        from .masked import fit_masked
-
         if init not in ("auto", "random", "custom"):
             raise ValueError(f"init={init!r} is not supported with mask=/missing= (masked NMF "
                              "initializes uniformly at the observed mean, or from W0/H0)")
         for name, value, default in (("batch_size", batch_size, "auto"), ("noise_std", noise_std, 0.0),
                                      ("clip_update", clip_update, None), ("max_value", max_value, None),
                                      ("precondition", precondition, "cd"),
-                                     ("schedule_every", schedule_every, None),
                                      ("schedule_loss", schedule_loss, "full"),
-                                     ("shuffle", shuffle, "rows"), ("progress", progress, False)):
-            if value != default:
+                                     ("shuffle", shuffle, "rows"), ("balance", balance, True),
+                                     ("rescale_init", rescale_init, True), ("client", client, None)):
+            if not (value is default or value == default):
                 raise ValueError(f"{name}={value!r} is not supported with mask=/missing= "
-                                 "(masked NMF); leave it at its default")
+                                 "(masked NMF); leave it at its default or call "
+                                 "nmf_sched.fit_masked")
         return fit_masked(V, rank, mask=mask, missing=missing, schedule=schedule, epochs=epochs,
-                          lam=lam, seed=seed, solver=solver, adaptive=adaptive,
-                          validation=validation, schedule_on=schedule_on, W0=W0, H0=H0,
-                          clip_lr=clip_lr, kappa=kappa, tol=tol, n_iter_no_change=n_iter_no_change,
-                          max_time=max_time, callback=callback, guard=guard)
-    if is_cupy(V):
-        from .gpu import fit as gpu_fit
+                          seed=seed, W0=W0, H0=H0, clip_lr=clip_lr, kappa=kappa, tol=tol,
+                          n_iter_no_change=n_iter_no_change, max_time=max_time,
+                          callback=callback, progress=progress, schedule_every=schedule_every,
+                          guard=guard, checkpoint=checkpoint, checkpoint_every=checkpoint_every,
+                          resume=resume, **masked)
+    if masked:
+        name = sorted(masked)[0]
+        raise TypeError(f"fit() got an unexpected keyword argument {name!r} (masked-NMF settings "
+                        "need mask= or missing=; see nmf_sched.fit_masked)")
+    cfg = RowConfig(epochs=epochs, batch_size=batch_size, init=init, noise_std=noise_std,
+                    clip_lr=clip_lr, kappa=kappa, clip_update=clip_update, max_value=max_value,
+                    precondition=precondition, tol=tol, n_iter_no_change=n_iter_no_change,
+                    max_time=max_time, callback=callback, progress=progress,
+                    schedule_every=schedule_every, schedule_loss=schedule_loss, shuffle=shuffle,
+                    guard=guard, balance=balance, rescale_init=rescale_init, checkpoint=checkpoint,
+                    checkpoint_every=checkpoint_every, resume=resume)
+    if _is_dask(V):
+        from .engine.dask import solve_dask
 
-        return gpu_fit(V, rank, schedule=schedule, epochs=epochs, batch_size=batch_size, init=init,
-                       seed=seed, W0=W0, H0=H0, noise_std=noise_std, clip_lr=clip_lr, kappa=kappa,
-                       clip_update=clip_update, max_value=max_value, precondition=precondition,
-                       tol=tol, n_iter_no_change=n_iter_no_change, max_time=max_time,
-                       callback=callback, progress=progress, schedule_every=schedule_every,
-                       schedule_loss=schedule_loss, shuffle=shuffle, guard=guard)
-    if type(V).__module__.startswith("dask"):
-        raise TypeError("V is a dask array: use nmf_sched.distributed.fit(V, rank, ...)")
-    V = check_matrix(V, "V")
-    m, n = V.shape
-    rank = check_rank(rank, V.shape)
-    cfg = build_config(epochs=epochs, batch_size=batch_size, m=m, noise_std=noise_std,
-                       clip_lr=clip_lr, kappa=kappa, clip_update=clip_update, max_value=max_value,
-                       precondition=precondition, tol=tol, n_iter_no_change=n_iter_no_change,
-                       max_time=max_time, callback=callback, progress=progress,
-                       schedule_every=schedule_every, schedule_loss=schedule_loss,
-                       shuffle=shuffle, guard=guard, balance=balance)
-    if not isinstance(rescale_init, (bool, np.bool_)):
-        raise TypeError(f"rescale_init must be a bool, got {rescale_init!r}")
-    rng = check_seed(seed)
-    init_rng, run_rng = rng.spawn(2)
-    custom = W0 is not None or H0 is not None
-    W, H = initialize(V, rank, "custom" if custom else init, seed=init_rng, W0=W0, H0=H0)
-    if rescale_init and not custom and init != "custom":
-        W, H, _ = rescale_balance(V, W, H)
-    n_batches = math.ceil(m / min(cfg.batch_size, m))
-    total = cfg.epochs if not cfg.schedule_every else cfg.epochs * max(1, n_batches // cfg.schedule_every)
-    sched = resolve_schedule(schedule, total=total)
-    result = run(V, W, H, sched, cfg, run_rng)
-    result.settings = dict(rank=rank, schedule=repr(sched), epochs=cfg.epochs,
-                           batch_size=cfg.batch_size, init=init, seed=seed if not hasattr(seed, "spawn") else None,
-                           noise_std=cfg.noise_std, clip_lr=cfg.clip_lr, kappa=cfg.kappa,
-                           clip_update=cfg.clip_update, max_value=cfg.max_value,
-                           precondition=cfg.precondition, tol=cfg.tol, balance=cfg.balance,
-                           rescale_init=bool(rescale_init and not custom), sparse=is_sparse(V),
-                           dtype=str(V.dtype))
-    return result
+        return solve_dask(V, rank, schedule=schedule, cfg=cfg, seed=seed, W0=W0, H0=H0,
+                          client=client)
+    if client is not None:
+        raise ValueError(f"client={client!r} is only used with a dask array V")
+    from .engine.solve import solve_rows
+
+    return solve_rows(V, rank, schedule=schedule, cfg=cfg, seed=seed, W0=W0, H0=H0)
+
+
+def fit_masked(V, rank, *, mask=None, missing=None, schedule="auto", epochs=50, lam=0.01,
+               seed=None, solver="entry", adaptive=False, validation=None,
+               schedule_on="train", W0=None, H0=None, clip_lr=True, kappa=0.9, tol=1e-4,
+               n_iter_no_change=5, max_time=None, callback=None, progress=False,
+               schedule_every=None, batch_size="auto", guard=True, block_size=256,
+               checkpoint=None, checkpoint_every=1, resume=None) -> FitResult:
+    r"""Masked NMF: fit ``W H`` (W, H >= 0) to the observed entries of ``V`` only.
+
+    Minimizes :math:`\sum_{(i,j)\in\Omega} \tfrac12 (v_{ij} - w_i h_j)^2 +
+    \tfrac{\lambda}{2}(\|w_i\|^2 + \|h_j\|^2)` by entry-wise projected SGD in the one engine
+    (:mod:`nmf_sched.engine.entries`): the same schedules, guard, stop rules, trace, progress,
+    callback and checkpoints as :func:`fit`.
+
+    Parameters
+    ----------
+    V : ndarray (m, n) or scipy.sparse matrix
+        Data; see :func:`nmf_sched.masked.observed_entries` for ``mask`` / ``missing``.
+    rank : int
+    mask : bool ndarray or scipy.sparse (m, n), optional
+        True = observed.
+    missing : {None, "nan", "unobserved"}
+        Masked mode when no ``mask`` is given: ``"nan"`` (dense V, NaN = missing),
+        ``"unobserved"`` (sparse V: its stored entries are the observations).
+    schedule : as in :func:`fit`, default "auto"
+        One LR for the entry step (absolute for ``solver="entry"``).
+    epochs : int, default 50
+        Passes over the training entries.
+    lam : float, default 0.01
+        Per-entry L2 regularization :math:`\lambda` on W and H.
+    seed : None, int or Generator
+        Same seed, bit-identical factors (init, split, visiting orders).
+    solver : {"entry", "rows"}
+        ``"entry"``: entry-wise projected SGD over shuffled observed entries (LR absolute,
+        ceiling :func:`nmf_sched.masked.masked_ceiling`). ``"rows"``: each epoch one
+        Gauss–Seidel sweep of masked projected coordinate descent on every row of W, then
+        every column of H (LR dimensionless, 1 = exact coordinate minimization, ceiling 2).
+    adaptive : bool, default False
+        LIBMF's per-row adaptive step (AdaGrad-like), the baseline rule.
+    validation : None, float in (0, 1) or (rows, cols, vals)
+        Hold out this fraction of the observed entries (seeded), or these entries; the trace
+        reports the validation RMSE per epoch.
+    schedule_on : {"train", "validation"}
+        The loss the schedule (and ``tol``) watches.
+    W0, H0 : arrays (m, k), (k, n), optional
+        Custom initialization (default: uniform, scaled to the observed mean).
+    clip_lr, kappa, tol, n_iter_no_change, max_time, callback, progress, schedule_every,
+    guard, checkpoint, checkpoint_every, resume :
+        As in :func:`fit`.
+    batch_size : int or "auto"
+        Training entries per step (``"auto"``: one step per epoch).
+    block_size : int, default 256
+        Entries per chunk of the visiting order (LIBMF-like, for cache locality).
+
+    Returns
+    -------
+    FitResult
+        ``W`` (m, k), ``H`` (k, n), ``trace`` (per epoch: ``lr``, ``step_size``, ``ceiling``,
+        ``loss``, ``train_rmse``, ``val_rmse``, ...), ``bound`` = ``{"ceiling",
+        "ceiling_W", "ceiling_H"}`` at the end, ``settings`` (``empty_rows``/``empty_cols``
+        included: rows and columns without a training entry, set to 0).
+    """
+    from .engine.entries import solve_masked
+
+    cfg = MaskedConfig(epochs=epochs, lam=lam, solver=solver, adaptive=adaptive,
+                       schedule_on=schedule_on, clip_lr=clip_lr, kappa=kappa, tol=tol,
+                       n_iter_no_change=n_iter_no_change, max_time=max_time, callback=callback,
+                       progress=progress, schedule_every=schedule_every, batch_size=batch_size,
+                       guard=guard, block_size=block_size, checkpoint=checkpoint,
+                       checkpoint_every=checkpoint_every, resume=resume)
+    return solve_masked(V, rank, mask=mask, missing=missing, schedule=schedule, cfg=cfg,
+                        seed=seed, validation=validation, W0=W0, H0=H0)

@@ -1,4 +1,9 @@
-r"""Masked NMF (missing entries, matrix completion) by entry-wise projected SGD.
+r"""Masked NMF (missing entries, matrix completion): the observed entries and their ceilings.
+
+The data side of masked NMF: :func:`observed_entries` (mask, NaN or the stored entries of a
+sparse matrix), :func:`split_observed`, :func:`rmse`, the entry-step ceilings, and the
+visiting-order grid. The fit is :func:`nmf_sched.fit_masked` (the model in the one engine is
+:mod:`nmf_sched.engine.entries`).
 
 Only the observed entries :math:`\Omega` enter the objective
 
@@ -42,22 +47,18 @@ from __future__ import annotations
 
 import math
 import numbers
-import time
-import warnings
 
 import numpy as np
 import scipy.sparse as sp
 
-from .data import check_rank, check_seed
-from .kernels.masked import cd_rows_masked, masked_sse, row_sqnorms_max, sgd_entries, sgd_entries_adaptive
-from .result import FitResult, Trace
-from .schedules.base import StepInfo
+from .data import check_seed
+from .kernels.masked import masked_sse, row_sqnorms_max
 
-__all__ = ["fit_masked", "observed_entries", "split_observed", "rmse", "masked_ceiling",
+__all__ = ["observed_entries", "split_observed", "rmse", "masked_ceiling",
            "masked_block_ceilings", "MISSING_MODES", "SOLVERS"]
 
 MISSING_MODES = (None, "nan", "unobserved")
-SOLVERS = ("entry", "rows")
+from .config import MASKED_SOLVERS as SOLVERS  # noqa: E402
 _HINT = ("pass mask=<bool array, True = observed>, missing='nan' (dense V, NaN = missing) "
          "or missing='unobserved' (sparse V, stored entries = observed)")
 
@@ -275,27 +276,6 @@ class _Chunks:
         return np.concatenate(parts)
 
 
-def _check_real(name, value, *, positive=False, allow_none=False, upper=None):
-    if value is None and allow_none:
-        return None
-    if not isinstance(value, numbers.Real) or isinstance(value, bool):
-        raise TypeError(f"{name} must be a real number, got {value!r}")
-    value = float(value)
-    if not math.isfinite(value) or value < 0 or (positive and value == 0):
-        raise ValueError(f"{name} must be {'> 0' if positive else '>= 0'} and finite, got {value!r}")
-    if upper is not None and value > upper:
-        raise ValueError(f"{name} must be <= {upper}, got {value!r}")
-    return value
-
-
-def _check_int(name, value, minimum=1):
-    if not isinstance(value, numbers.Integral) or isinstance(value, bool):
-        raise TypeError(f"{name} must be an integer >= {minimum}, got {value!r}")
-    if value < minimum:
-        raise ValueError(f"{name} must be >= {minimum}, got {value!r}")
-    return int(value)
-
-
 def _init_factors(shape, k, vals, dt, rng, W0, H0):
     m, n = shape
     if W0 is not None or H0 is not None:
@@ -314,262 +294,3 @@ def _init_factors(shape, k, vals, dt, rng, W0, H0):
     W = (2 * a * rng.random((m, k))).astype(dt)
     Ht = (2 * a * rng.random((n, k))).astype(dt)
     return W, Ht
-
-
-def fit_masked(V, rank, *, mask=None, missing=None, schedule="auto", epochs=50, lam=0.01,
-               seed=None, solver="entry", adaptive=False, validation=None,
-               schedule_on="train", W0=None, H0=None, clip_lr=True, kappa=0.9, tol=1e-4,
-               n_iter_no_change=5, max_time=None, callback=None, guard=True,
-               block_size=256) -> FitResult:
-    r"""Masked NMF: fit ``W H`` (W, H >= 0) to the observed entries of ``V`` only.
-
-    Parameters
-    ----------
-    V : ndarray (m, n) or scipy.sparse matrix
-        Data; see :func:`observed_entries` for ``mask`` / ``missing``.
-    rank : int
-        ``k``.
-    mask : bool ndarray or scipy.sparse (m, n), optional
-        True = observed.
-    missing : {None, "nan", "unobserved"}
-        Masked mode when no ``mask`` is given.
-    schedule : as in :func:`nmf_sched.fit`, default "auto"
-        Global LR (absolute step size of the entry step), one tick per epoch.
-    epochs : int, default 50
-        Passes over the training entries.
-    lam : float, default 0.01
-        Per-entry L2 regularization :math:`\lambda` on W and H.
-    seed : None, int or Generator
-        Same seed, bit-identical factors (init, split, visiting orders).
-    solver : {"entry", "rows"}
-        ``"entry"``: entry-wise projected SGD over shuffled observed entries
-        (LR absolute, ceiling :func:`masked_ceiling`). ``"rows"``: each epoch
-        one Gauss–Seidel sweep of masked projected coordinate descent on every
-        row of W (each row's own k x k Gram over its observed entries), then on
-        every column of H (:func:`nmf_sched.kernels.masked.cd_rows_masked`);
-        not stochastic; LR dimensionless, ``1`` = exact coordinate
-        minimization, ceiling 2. ``adaptive`` does not apply to it.
-    adaptive : bool, default False
-        LIBMF's per-row adaptive step (AdaGrad-like, one accumulator per row of
-        W and per column of H), the baseline rule; the schedule's LR is then
-        its base ``eta``.
-    validation : None, float in (0, 1) or (rows, cols, vals)
-        Hold out this fraction of the observed entries (seeded), or these
-        entries, and report the validation RMSE per epoch.
-    schedule_on : {"train", "validation"}
-        The loss the schedule (and ``tol``) watches: the training objective, or
-        ``0.5 * sum of squared validation errors``.
-    W0, H0 : arrays (m, k), (k, n), optional
-        Custom initialization (default: uniform, scaled to the observed mean).
-    clip_lr, kappa : bool, float
-        Step ``min(lr, kappa * ceiling)`` with :func:`masked_ceiling`.
-    tol, n_iter_no_change : float, int
-        Stop when the best watched loss improved by at most ``tol`` (relative)
-        over the last ``n_iter_no_change`` epochs (``tol=0`` disables).
-    max_time : float, optional
-        Wall-clock budget (checked each epoch).
-    callback : callable ``(record, W, H) -> bool``, optional
-        Called each epoch; a truthy return stops.
-    block_size : int, default 256
-        Visiting order of ``solver="entry"`` (LIBMF-like, for cache locality):
-        the training entries are shuffled once (seeded) and grouped into the
-        cells of a grid of contiguous row bins x column bins, each bin's factor
-        rows about :data:`CELL_BYTES`; each epoch visits the cells in a fresh
-        random order and, within a cell, chunks of ``block_size`` entries in a
-        fresh random order.
-    guard : bool
-        On a non-finite or exploding loss restore the last good factors and
-        halve the step (at most 6 times); otherwise stop with "diverged".
-
-    Returns
-    -------
-    FitResult
-        ``W`` (m, k), ``H`` (k, n), ``trace`` (per epoch: ``lr``, ``step``
-        size taken, ``ceiling``, ``loss``, ``train_rmse``, ``val_rmse``, ...),
-        ``bound`` = ``{"ceiling", "ceiling_W", "ceiling_H"}`` at the end,
-        ``settings`` (including ``empty_rows`` / ``empty_cols``).
-    """
-    t0 = time.perf_counter()
-    rows, cols, vals, shape = observed_entries(V, mask=mask, missing=missing)
-    m, n = shape
-    k = check_rank(rank, shape)
-    epochs = _check_int("epochs", epochs)
-    lam = _check_real("lam", lam)
-    kappa = _check_real("kappa", kappa, positive=True)
-    tol = _check_real("tol", tol)
-    n_iter_no_change = _check_int("n_iter_no_change", n_iter_no_change)
-    max_time = _check_real("max_time", max_time, positive=True, allow_none=True)
-    if solver not in SOLVERS:
-        raise ValueError(f"solver must be one of {list(SOLVERS)}, got {solver!r}")
-    if schedule_on not in ("train", "validation"):
-        raise ValueError(f"schedule_on must be 'train' or 'validation', got {schedule_on!r}")
-    for name, val in (("adaptive", adaptive), ("clip_lr", clip_lr), ("guard", guard)):
-        if not isinstance(val, (bool, np.bool_)):
-            raise TypeError(f"{name} must be a bool, got {val!r}")
-    if callback is not None and not callable(callback):
-        raise TypeError(f"callback must be callable, got {callback!r}")
-    if adaptive and solver == "rows":
-        raise ValueError("adaptive=True is LIBMF's rule for solver='entry'; got solver='rows'")
-    dt = vals.dtype
-    rng = check_seed(seed)
-    split_rng, init_rng, run_rng = rng.spawn(3)
-
-    if validation is None:
-        train, valid = (rows, cols, vals), None
-        if schedule_on == "validation":
-            raise ValueError("schedule_on='validation' needs validation= (a fraction or entries)")
-    elif isinstance(validation, tuple):
-        if len(validation) != 3:
-            raise TypeError(f"validation entries must be (rows, cols, vals); got a tuple of {len(validation)}")
-        vr, vc, vv = (np.asarray(x).ravel() for x in validation)
-        if not (vr.shape == vc.shape == vv.shape) or vr.size == 0:
-            raise ValueError("validation (rows, cols, vals) must be non-empty and of equal length")
-        if vr.min() < 0 or vr.max() >= m or vc.min() < 0 or vc.max() >= n:
-            raise ValueError(f"validation indices out of range for shape {shape}")
-        train = (rows, cols, vals)
-        valid = (vr.astype(np.int64), vc.astype(np.int64), np.ascontiguousarray(vv, dtype=dt))
-    else:
-        train, valid = split_observed(rows, cols, vals, validation, split_rng)
-    tr_r, tr_c, tr_v = train
-    nnz = tr_r.shape[0]
-    bsize = _check_int("block_size", block_size)
-    # shuffle once (seeded), then group into the cells of a grid of row/column bins
-    shuf = run_rng.permutation(nnz)
-    tr_r, tr_c, tr_v = tr_r[shuf], tr_c[shuf], tr_v[shuf]
-    chunks = _Chunks(tr_r, tr_c, shape, k * dt.itemsize, bsize)
-    o = chunks.order
-    tr_r, tr_c, tr_v = (tr_r[o].astype(np.int32), tr_c[o].astype(np.int32),
-                        np.ascontiguousarray(tr_v[o]))
-    if solver == "rows":
-        csr = sp.csr_array((tr_v, (tr_r, tr_c)), shape=shape)
-        csc = sp.csr_array((tr_v, (tr_c, tr_r)), shape=(n, m))
-        csr.sum_duplicates()
-        csc.sum_duplicates()
-    if valid is not None:
-        valid = (valid[0].astype(np.int32), valid[1].astype(np.int32), valid[2])
-
-    cnt_r = np.bincount(tr_r, minlength=m)
-    cnt_c = np.bincount(tr_c, minlength=n)
-    empty_rows, empty_cols = np.flatnonzero(cnt_r == 0), np.flatnonzero(cnt_c == 0)
-    if empty_rows.size or empty_cols.size:
-        warnings.warn(f"{empty_rows.size} row(s) and {empty_cols.size} column(s) of V have no observed "
-                      "training entry; their factor rows are set to 0 (see settings['empty_rows'/"
-                      "'empty_cols'])", UserWarning, stacklevel=2)
-
-    W, Ht = _init_factors(shape, k, tr_v, dt, init_rng, W0, H0)
-    W[empty_rows] = 0
-    Ht[empty_cols] = 0
-    vsq = float(np.dot(tr_v.astype(np.float64), tr_v))
-
-    def objective(W, Ht):
-        sse = masked_sse(tr_r, tr_c, tr_v, W, Ht)
-        reg = 0.5 * lam * (float(cnt_r @ np.einsum("ik,ik->i", W, W, dtype=np.float64))
-                           + float(cnt_c @ np.einsum("jk,jk->j", Ht, Ht, dtype=np.float64)))
-        return 0.5 * sse + reg, sse
-
-    def evaluate(W, Ht):
-        loss, sse = objective(W, Ht)
-        rec = dict(loss=loss, rel_error=math.sqrt(sse / vsq) if vsq > 0 else math.sqrt(sse),
-                   train_rmse=math.sqrt(sse / nnz), val_rmse=math.nan)
-        watched = loss
-        if valid is not None:
-            vsse = masked_sse(valid[0], valid[1], valid[2], W, Ht)
-            rec["val_rmse"] = math.sqrt(vsse / valid[0].shape[0])
-            if schedule_on == "validation":
-                watched = 0.5 * vsse
-        return rec, watched
-
-    from .api import resolve_schedule  # lazy: api may dispatch here
-
-    sched = resolve_schedule(schedule, total=epochs)
-    needs = getattr(sched, "needs", ()) or ()
-    cW, cH = _ceilings(W, Ht, lam, solver)
-    ceiling = min(cW, cH)
-    rec, watched = evaluate(W, Ht)
-
-    def info(epoch, loss, cW, cH, tick):
-        c = min(cW, cH)
-        extras = {"ceilings": {"W": cW, "H": cH}} if "ceilings" in needs else {}
-        return StepInfo(step=epoch * nnz, epoch=epoch, loss=loss,
-                        ceiling=c if math.isfinite(c) else None, extras=extras, tick=tick)
-
-    state = sched.update(sched.init(), info(0, watched, cW, cH, 0))
-    trace = Trace()
-    trace.append(epoch=0, step=0, lr=math.nan, lr_W=math.nan, lr_H=math.nan, step_size=math.nan,
-                 step_W=math.nan, step_H=math.nan, ceiling=ceiling, ceiling_W=cW, ceiling_H=cH,
-                 **rec, seconds=time.perf_counter() - t0, retries=0)
-    GW = np.ones(m, dtype=np.float64)
-    GH = np.ones(n, dtype=np.float64)
-    cap = 1.0 if clip_lr else math.inf
-    damp, retries, max_retries = 1.0, 0, 6
-    best, history = watched, [watched]
-    loss0 = rec["loss"]
-    stop_reason = "max_epochs"
-    epoch = 0
-    while epoch < epochs:
-        lr = sched.lr(state)
-        if isinstance(lr, dict):
-            vals_ = [float(np.min(v)) for v in lr.values()]
-            lr = min(vals_)  # one global LR: the most cautious block
-        lr = float(lr)
-        if not math.isfinite(lr) or lr < 0:
-            raise ValueError(f"schedule returned lr={lr!r} at epoch {epoch}; it must be finite and >= 0")
-        eta = lr if not (math.isfinite(cap) and math.isfinite(ceiling)) else min(lr, cap * kappa * ceiling)
-        eta *= damp
-        backup = (W.copy(), Ht.copy(), GW.copy(), GH.copy())
-        blocks = chunks.epoch_order(run_rng)
-        if solver == "rows":
-            cd_rows_masked(csr.indptr, csr.indices, csr.data, W, Ht, eta, lam, 1)
-            cd_rows_masked(csc.indptr, csc.indices, csc.data, Ht, W, eta, lam, 1)
-        elif adaptive:
-            sgd_entries_adaptive(tr_r, tr_c, tr_v, blocks, chunks.ptr, W, Ht, eta, lam, GW, GH)
-        else:
-            sgd_entries(tr_r, tr_c, tr_v, blocks, chunks.ptr, W, Ht, eta, lam)
-        rec, watched = evaluate(W, Ht)
-        if not math.isfinite(rec["loss"]) or rec["loss"] > 100.0 * max(loss0, 1e-300):
-            if guard and retries < max_retries:
-                W, Ht, GW, GH = backup
-                retries += 1
-                damp *= 0.5
-                cap = 1.0
-                continue
-            stop_reason = "diverged"
-            W, Ht = backup[0], backup[1]
-            break
-        epoch += 1
-        cW, cH = _ceilings(W, Ht, lam, solver)
-        ceiling = min(cW, cH)
-        row = dict(epoch=epoch, step=epoch * nnz, lr=lr, lr_W=lr, lr_H=lr, step_size=eta,
-                   step_W=eta, step_H=eta, ceiling=ceiling, ceiling_W=cW, ceiling_H=cH, **rec,
-                   seconds=time.perf_counter() - t0, retries=retries)
-        trace.append(**row)
-        state = sched.update(state, info(epoch, watched, cW, cH, epoch))
-        history.append(watched)
-        best = min(best, watched)
-        if callback is not None and callback(trace[-1], W, Ht.T):
-            stop_reason = "callback"
-            break
-        if tol > 0 and len(history) > n_iter_no_change:
-            old_best = min(history[:-n_iter_no_change])
-            if old_best - best <= tol * abs(best):
-                stop_reason = "tol"
-                break
-        if max_time is not None and time.perf_counter() - t0 > max_time:
-            stop_reason = "max_time"
-            break
-    final = trace[-1]
-    cW, cH = _ceilings(W, Ht, lam, solver)
-    return FitResult(
-        W=W, H=np.ascontiguousarray(Ht.T), trace=trace, stop_reason=stop_reason, schedule=sched,
-        schedule_state=state, loss=final["loss"], rel_error=final["rel_error"], n_epochs=epoch,
-        n_steps=epoch * nnz, seconds=time.perf_counter() - t0,
-        bound={"ceiling": min(cW, cH), "ceiling_W": cW, "ceiling_H": cH, "lam": lam},
-        settings=dict(rank=k, schedule=repr(sched), epochs=epochs, lam=lam, solver=solver,
-                      adaptive=bool(adaptive), validation=validation if not isinstance(validation, tuple) else "entries",
-                      schedule_on=schedule_on, clip_lr=bool(clip_lr), kappa=kappa, tol=tol,
-                      seed=seed if not hasattr(seed, "spawn") else None, dtype=str(dt),
-                      grid=list(chunks.grid) if solver == "entry" else None,
-                      n_observed=int(rows.shape[0]), n_train=int(nnz),
-                      n_valid=0 if valid is None else int(valid[0].shape[0]),
-                      empty_rows=empty_rows, empty_cols=empty_cols,
-                      val_rmse=final["val_rmse"], train_rmse=final["train_rmse"]))

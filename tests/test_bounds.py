@@ -6,6 +6,8 @@ import math
 
 import numpy as np
 import pytest
+
+import nmf_sched
 import scipy.sparse as sp
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -451,8 +453,11 @@ def test_report_binding_ceiling_and_units():
 def test_report_warmup_and_init():
     V, _, _ = _problem(12, 60, 30, 3)
     r0 = report(V, 3, init="random", batch_size=20)
-    r1 = report(V, 3, init="random", batch_size=20, warmup_epochs=5)
+    r1 = report(V, 3, init="random", batch_size=20, warmup_epochs=5, fit=nmf_sched.fit)
     assert r1.warmup_epochs == 5 and r1.rel_error < r0.rel_error
+    # the bounds package is pure math: the warm-up runs the solver it is given
+    with pytest.raises(ValueError, match="needs fit="):
+        report(V, 3, init="random", batch_size=20, warmup_epochs=5)
 
 
 @pytest.mark.parametrize("kw, match", [

@@ -1,8 +1,8 @@
 """GPU backend (CuPy). Skipped at import where CuPy or a CUDA device is missing.
 
-The same loop runs on the CPU with numpy in tests of nmf_sched.gpu.run(xp=numpy)
-(see the module's docstring); here the real device path is checked against the
-CPU solver: same seed, same batch order, same init.
+The engine's device backend runs on the CPU with numpy standing in for CuPy in
+tests/test_gpu_loop.py; here the real device path is checked against the CPU
+solver: same seed, same batch order, same init.
 """
 import numpy as np
 import pytest
@@ -17,7 +17,6 @@ except Exception as exc:  # pragma: no cover - depends on the machine
 import scipy.sparse as sp  # noqa: E402
 
 import nmf_sched  # noqa: E402
-from nmf_sched import gpu  # noqa: E402
 from nmf_sched.kernels import cpu as kcpu  # noqa: E402
 from nmf_sched.kernels import gpu as kgpu  # noqa: E402
 
@@ -53,7 +52,7 @@ def test_dense_matches_cpu(shuffle):
     V = planted_dense(600, 80, 5, seed=2, dtype=np.float32)
     kw = dict(epochs=5, batch_size=128, seed=0, init="random", tol=0, shuffle=shuffle)
     ref = nmf_sched.fit(V, 5, **kw)
-    res = nmf_sched.fit(cupy.asarray(V), 5, **kw)      # dispatches to nmf_sched.gpu.fit
+    res = nmf_sched.fit(cupy.asarray(V), 5, **kw)      # the engine's device backend
     assert isinstance(res.W, cupy.ndarray) and isinstance(res.H, cupy.ndarray)
     W, H = res.W.get(), res.H.get()
     assert np.abs(W - ref.W).max() <= F32 * np.abs(ref.W).max()
@@ -71,7 +70,7 @@ def test_sparse_matches_cpu():
     Vs = sp.csr_matrix(V)
     kw = dict(epochs=4, batch_size=100, seed=1, init="random", tol=0)
     ref = nmf_sched.fit(Vs, 4, **kw)
-    res = gpu.fit(csp.csr_matrix(Vs), 4, **kw)
+    res = nmf_sched.fit(csp.csr_matrix(Vs), 4, **kw)
     np.testing.assert_allclose(res.W.get(), ref.W, rtol=1e-8, atol=1e-10)
     np.testing.assert_allclose(res.H.get(), ref.H, rtol=1e-8, atol=1e-10)
 
@@ -89,6 +88,25 @@ def test_guard_and_schedule_every():
 
 def test_rejects_bad_input():
     with pytest.raises(ValueError, match="non-negative"):
-        gpu.fit(cupy.asarray(-np.ones((5, 4))), 2)
-    with pytest.raises(ValueError, match="precondition"):
-        gpu.fit(cupy.ones((5, 4)), 2, precondition="gram")
+        nmf_sched.fit(cupy.asarray(-np.ones((5, 4))), 2)
+
+
+@pytest.mark.parametrize("precondition", ["gram", "lipschitz", "none"])
+def test_every_preconditioner_matches_cpu(precondition):
+    V = planted_dense(300, 40, 4, seed=5)
+    kw = dict(epochs=4, batch_size=64, seed=0, init="random", tol=0, precondition=precondition,
+              schedule=1e-3 if precondition == "none" else 0.5)
+    ref = nmf_sched.fit(V, 4, **kw)
+    res = nmf_sched.fit(cupy.asarray(V), 4, **kw)
+    np.testing.assert_allclose(res.W.get(), ref.W, rtol=1e-8, atol=1e-10)
+    np.testing.assert_allclose(res.H.get(), ref.H, rtol=1e-8, atol=1e-10)
+
+
+@pytest.mark.parametrize("schedule", ["hypergradient", "sls"])
+def test_extras_schedules_run_on_the_device(schedule):
+    V = planted_dense(300, 40, 4, seed=6)
+    kw = dict(epochs=4, batch_size=64, seed=0, tol=0, schedule=schedule, schedule_every=2)
+    ref = nmf_sched.fit(V, 4, **kw)
+    res = nmf_sched.fit(cupy.asarray(V), 4, **kw)
+    assert res.stop_reason == ref.stop_reason
+    assert res.rel_error == pytest.approx(ref.rel_error, rel=1e-6)

@@ -138,10 +138,13 @@ def test_fit_runs_and_respects_ceiling(pre, gran, variant):
         assert row["step_W"] <= 0.9 * row["ceiling_W"] * (1 + 1e-9)
 
 
-def test_per_parameter_with_cd_raises():
+def test_per_parameter_with_cd_is_refused_before_any_work_naming_both_parts():
     V = planted_dense(30, 20, 3)
-    with pytest.raises(ValueError, match="per-entry"):
-        nmf_sched.fit(V, 3, schedule=("hypergradient", {"granularity": "parameter"}), epochs=2, seed=0)
+    calls = []
+    with pytest.raises(ValueError, match=r"Hypergradient\(.*granularity='parameter'.*precondition='cd'"):
+        nmf_sched.fit(V, 3, schedule=("hypergradient", {"granularity": "parameter"}), epochs=2,
+                      seed=0, callback=lambda *a: calls.append(1))
+    assert calls == []
 
 
 def test_registered():

@@ -7,8 +7,9 @@ import pytest
 import scipy.sparse as sp
 
 from nmf_sched.kernels.masked import masked_sse, sgd_entries, sgd_entries_adaptive
-from nmf_sched.masked import (fit_masked, masked_block_ceilings, masked_ceiling,
-                              observed_entries, rmse, split_observed)
+from nmf_sched import fit_masked
+from nmf_sched.masked import (masked_block_ceilings, masked_ceiling, observed_entries, rmse,
+                              split_observed)
 
 from conftest import TOL
 from reference import block_order, masked_sgd_epoch

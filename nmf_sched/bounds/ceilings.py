@@ -10,7 +10,7 @@ import math
 import numpy as np
 
 __all__ = [
-    "lmax", "gen_lmax", "minibatch_factor", "coupling_stable", "ceiling_W", "step_ceilings",
+    "lmax", "gen_lmax", "safe_diag", "ceiling_rule", "block_ceilings", "CEILING_RULES", "minibatch_factor", "coupling_stable", "ceiling_W", "step_ceilings",
     "noise_adjusted", "noise_floor", "joint_ceiling", "joint_fraction", "clip_ceilings",
     "gram_safe_ceiling", "PRECONDITIONERS", "COUPLINGS", "REPORT_UNITS",
 ]
@@ -41,6 +41,116 @@ def gen_lmax(A, P_inv_sqrt) -> float:
     """Largest eigenvalue of ``P^{-1} A`` given ``P^{-1/2}`` (both k x k, symmetric)."""
     M = P_inv_sqrt @ np.asarray(A, dtype=np.float64) @ P_inv_sqrt
     return lmax(0.5 * (M + M.T))
+
+
+def safe_diag(A, xp=np):
+    """The diagonal of a k x k Gram in float64, non-positive entries raised to a tiny floor
+    (``1e-12 max(max diag, 1)``) so that ``lr / d_c`` stays finite for a dead component."""
+    d = xp.diag(A).astype(xp.float64)
+    if xp is np:
+        if d.size and d.min() > 0:
+            return d
+        return np.where(d > 0, d, max(float(d.max()), 1.0) * 1e-12 if d.size else 1.0)
+    floor = xp.maximum(d.max(), 1.0) * 1e-12
+    return xp.where(d > 0, d, floor)
+
+
+def _lmax_xp(A, xp):
+    if xp is np:
+        return lmax(A)
+    A = A.astype(xp.float64)
+    ok = xp.all(xp.isfinite(A))
+    return xp.where(ok, xp.linalg.eigvalsh(xp.where(ok, A, 0.0))[-1], xp.inf)
+
+
+def _inv2_xp(L, xp):
+    if xp is np:
+        return 2.0 / L if L > 0 else math.inf
+    return xp.where(L > 0, 2.0 / xp.where(L > 0, L, 1.0), xp.inf)
+
+
+def _cd_H(G, A, xp, dG=None):
+    r"""Coordinate steps ``lr / G_cc`` on the curvature ``A`` descend for ``lr < 2 G_cc / A_cc``
+    (§7.1): the ceiling is the min over the coordinates with ``A_cc > 0``."""
+    dG = safe_diag(G, xp) if dG is None else dG
+    dA = xp.diag(A).astype(xp.float64)
+    if xp is np:
+        pos = dA > 0
+        if pos.all():
+            return float(2.0 * np.min(dG / dA))
+        if not pos.any():
+            return math.inf
+        return float(2.0 * np.min(dG[pos] / dA[pos]))
+    ratio = xp.where(dA > 0, dG / xp.where(dA > 0, dA, 1.0), xp.inf)
+    return 2.0 * ratio.min()
+
+
+def _diag_H(G, A, xp, dG=None):
+    r"""The H step scaled by ``diag(G)^{-1}`` on the curvature ``A``:
+    ``2 / lambda_max(D^{-1/2} A D^{-1/2})`` with ``D = diag(G)`` (§7)."""
+    dG = safe_diag(G, xp) if dG is None else dG
+    r = 1.0 / xp.sqrt(dG)
+    M = (A.astype(xp.float64) * r[:, None]) * r[None, :]
+    return _inv2_xp(_lmax_xp(0.5 * (M + M.T), xp), xp)
+
+
+def _lipschitz_H(G, A, xp, dG=None):
+    """The H gradient divided by ``lambda_max(G)``: ``2 lambda_max(G) / lambda_max(A)``."""
+    LA = _lmax_xp(A, xp)
+    LG = _lmax_xp(G, xp)
+    if xp is np:
+        return 2.0 * LG / LA if LA > 0 else math.inf
+    return xp.where(LA > 0, 2.0 * LG / xp.where(LA > 0, LA, 1.0), xp.inf)
+
+
+def _plain_H(G, A, xp, dG=None):
+    return _inv2_xp(_lmax_xp(A, xp), xp)
+
+
+def _two_W(HHt, xp):
+    return 2.0
+
+
+def _lipschitz_W(HHt, xp):
+    L = _lmax_xp(HHt, xp)
+    return (2.0 if L > 0 else math.inf) if xp is np else xp.where(L > 0, 2.0, xp.inf)
+
+
+def _plain_W(HHt, xp):
+    return _inv2_xp(_lmax_xp(HHt, xp), xp)
+
+
+#: Per-block ceiling rules of each preconditioner, in that preconditioner's LR unit:
+#: ``W(HHt, xp)`` for the W rows (any batch: rows decouple) and ``H(G, A, xp)`` for the H step
+#: on the curvature ``A`` (``s W_B^T W_B`` for a row batch, plus the stale blocks' Gram in the
+#: sharded scheme, §10). ``G = W^T W`` is the full Gram the step is scaled by.
+CEILING_RULES = {
+    "cd": (_two_W, _cd_H),
+    "gram": (_two_W, _diag_H),
+    "lipschitz": (_lipschitz_W, _lipschitz_H),
+    "none": (_plain_W, _plain_H),
+}
+
+
+def ceiling_rule(precondition):
+    """``(W_rule, H_rule)`` of a preconditioner (see :data:`CEILING_RULES`)."""
+    try:
+        return CEILING_RULES[precondition]
+    except KeyError:
+        raise ValueError(f"precondition must be one of {list(CEILING_RULES)}, "
+                         f"got {precondition!r}") from None
+
+
+def block_ceilings(precondition, HHt, G, A, scale, *, xp=np):
+    r"""Per-block ceilings ``(c_W, c_H)`` of the sequential minibatch scheme (§2.2, §7).
+
+    ``precondition``'s rules (:data:`CEILING_RULES`) times :func:`minibatch_factor` of
+    ``scale = m/b``. ``HHt``: ``H H^T``; ``G``: ``W^T W``; ``A``: the H step's curvature
+    (``s W_B^T W_B``). Host floats for numpy, device scalars for another array module.
+    """
+    rw, rh = ceiling_rule(precondition)
+    f = minibatch_factor(scale)
+    return rw(HHt, xp) * f, rh(G, A, xp) * f
 
 
 def minibatch_factor(scale) -> float:

@@ -9,7 +9,7 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
-from .ceilings import (REPORT_UNITS, ceiling_W, clip_ceilings, gen_lmax, gram_safe_ceiling,
+from .ceilings import (CEILING_RULES, REPORT_UNITS, clip_ceilings, gen_lmax, gram_safe_ceiling,
                        joint_ceiling, joint_fraction, lmax, minibatch_factor, noise_adjusted,
                        noise_floor)
 from .curvature import batch_curvatures, entry_curvatures
@@ -308,7 +308,7 @@ class _Instrument:
 
 def report(V, rank, *, W=None, H=None, init="auto", seed=0, batch_size=None, noise_std=0.0,
            clip=None, precondition="none", warmup_epochs=0, n_batches_sample=64, kappa=0.5,
-           entry=None) -> BoundReport:
+           entry=None, fit=None) -> BoundReport:
     r"""Stability report at an initialization (or at given factors).
 
     Parameters
@@ -323,7 +323,7 @@ def report(V, rank, *, W=None, H=None, init="auto", seed=0, batch_size=None, noi
     seed : int, default 0
         Seed of the init, the warm-up and the batch sample.
     batch_size : int, optional
-        Rows per step; default: ``nmf_sched.api.default_batch_size(m)``.
+        Rows per step; default: :func:`nmf_sched.config.default_batch_size`.
     noise_std : float, default 0
         Std of the additive gradient noise per entry.
     clip : float, optional
@@ -333,6 +333,11 @@ def report(V, rank, *, W=None, H=None, init="auto", seed=0, batch_size=None, noi
     warmup_epochs : int, default 0
         Run this many epochs of the solver first (steps at ``kappa`` x the
         per-step ceiling, ``precondition`` as given) and report at the result.
+        Needs ``fit``.
+    fit : callable, optional
+        The solver for the warm-up, called as ``fit(V, rank, W0=..., H0=..., schedule=...,
+        epochs=..., ...)`` and returning an object with ``W`` and ``H``
+        (:func:`nmf_sched.fit`; this package is pure math and does not run the solver).
     n_batches_sample : int, default 64
         Batches drawn to estimate the minibatch curvature (O(b k^2) each).
     kappa : float, default 0.5
@@ -344,8 +349,8 @@ def report(V, rank, *, W=None, H=None, init="auto", seed=0, batch_size=None, noi
     -------
     BoundReport
     """
-    from ..api import default_batch_size
     from ..backend import is_sparse
+    from ..config import default_batch_size
     from ..data import check_matrix, check_rank, check_seed, sqnorm
     from ..init import initialize
 
@@ -383,8 +388,9 @@ def report(V, rank, *, W=None, H=None, init="auto", seed=0, batch_size=None, noi
         W, H = initialize(V, k, "custom", W0=W, H0=H)
         init_name = "custom"
     if warmup_epochs:
-        from ..api import fit
-
+        if not callable(fit):
+            raise ValueError(f"warmup_epochs={warmup_epochs} needs fit= (e.g. nmf_sched.fit), "
+                             f"got fit={fit!r}")
         res = fit(V, k, W0=W, H0=H, schedule=_Instrument(), epochs=warmup_epochs, batch_size=b,
                   seed=run_rng, noise_std=float(noise_std), clip_lr=True, kappa=float(kappa),
                   max_value=clip, precondition=precondition, tol=0.0)
@@ -402,9 +408,7 @@ def report(V, rank, *, W=None, H=None, init="auto", seed=0, batch_size=None, noi
     # gram and lipschitz ceilings over the same sampled batches
     W64 = np.asarray(W, dtype=np.float64)
     Gis = None
-    gram_gen, gram_safe, diag_gen, cd_ratio = [], [], [], []
-    dG = np.diag(G).copy()
-    Dis_H = np.diag(1.0 / np.sqrt(np.maximum(dG, 1e-300))) if np.all(dG > 0) else None
+    gram_gen, gram_safe = [], []
     if LH > 0:
         d, U = np.linalg.eigh(G)
         d = np.maximum(d, 1e-12 * max(d[-1], 1e-300))
@@ -415,22 +419,19 @@ def report(V, rank, *, W=None, H=None, init="auto", seed=0, batch_size=None, noi
         brng = np.random.default_rng(int(batch_rng.integers(2**31)))
         perm = brng.permutation(m)
         batches = [perm[a:a + b] for a in range(0, m, b)][: max(1, min(n_batches_sample, n_batches))]
+    rule_H = {pre: [] for pre in CEILING_RULES}  # the solver's own H rules, per batch
     for idx in batches:
         GB = W64[idx].T @ W64[idx]
         sc = m / idx.size
         if Gis is not None:
             gram_gen.append(sc * gen_lmax(GB, Gis))
             gram_safe.append(gram_safe_ceiling(G, GB, sc))
-        if Dis_H is not None:
-            diag_gen.append(sc * gen_lmax(GB, Dis_H))
-        dB = sc * np.diag(GB)
-        pos = dB > 0
-        if pos.any():
-            cd_ratio.append(float(np.min(dG[pos] / dB[pos])))
+        for pre, (_, rh) in CEILING_RULES.items():
+            rule_H[pre].append(rh(G, sc * GB, np))
     ceiling_H_gram = _inv2(max(gram_gen)) if gram_gen else math.inf
     ceiling_H_gram_safe = min(gram_safe) if gram_safe else math.inf
-    ceiling_H_diag = _inv2(max(diag_gen)) if diag_gen else math.inf
-    ceiling_H_cd = 2.0 * min(cd_ratio) if cd_ratio else math.inf
+    ceiling_H_diag = min(rule_H["gram"])   # diag(W^T W)-scaled H step (the solver's "gram" H)
+    ceiling_H_cd = min(rule_H["cd"])
     ceiling_W_cd = 2.0 if LW > 0 else math.inf
     dP = np.diag(HHt)
     ceiling_W_diag = (_inv2(gen_lmax(HHt, np.diag(1.0 / np.sqrt(dP)))) if np.all(dP > 0)
@@ -460,14 +461,10 @@ def report(V, rank, *, W=None, H=None, init="auto", seed=0, batch_size=None, noi
              + noise_floor(kappa * rho * cW, LW, noise_var_W)) if LH > 0 and LW > 0 else math.inf
     cW_lip = 2.0 if LW > 0 else math.inf
     cH_lip = 2.0 * LH / bc["max"] if bc["max"] > 0 else math.inf
-    if precondition == "none":
-        ceiling = rho * min(cW, cH_batch)
-    elif precondition == "lipschitz":
-        ceiling = rho * min(cW_lip, cH_lip)
-    elif precondition == "cd":
-        ceiling = rho * min(ceiling_W_cd, ceiling_H_cd)
-    else:
-        ceiling = rho * min(2.0, ceiling_H_gram)
+    # the binding ceiling of each solver unit: W rows, worst sampled H batch
+    binding = {"none": (cW, cH_batch), "lipschitz": (cW_lip, cH_lip),
+               "cd": (ceiling_W_cd, ceiling_H_cd), "gram": (2.0, ceiling_H_diag)}
+    ceiling = rho * min(binding[precondition])
     alpha = q["cross"] / q["quad"] if q["quad"] > 0 else math.inf
     if entry is None:
         entry = sparse

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import argparse
 
+import nmf_sched
+
 __all__ = ["add_parser", "run"]
 
 
@@ -65,7 +67,8 @@ def run(args) -> int:
     V = load_matrix(args.path)
     rep = report(V, args.rank, init=args.init, seed=args.seed, batch_size=args.batch_size,
                  noise_std=args.noise_std, clip=args.clip, precondition=args.precondition,
-                 warmup_epochs=args.warmup_epochs, kappa=args.kappa)
+                 warmup_epochs=args.warmup_epochs, kappa=args.kappa,
+                 fit=nmf_sched.fit)
     if args.json:
         print(rep.to_json(indent=2))
     else:

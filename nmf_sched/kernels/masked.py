@@ -38,7 +38,8 @@ import numpy as np
 
 from ._jit import jit
 
-__all__ = ["sgd_entries", "sgd_entries_adaptive", "masked_sse", "row_sqnorms_max", "cd_rows_masked"]
+__all__ = ["sgd_entries", "sgd_entries_adaptive", "masked_sse", "row_sqnorms_max", "cd_rows_masked",
+           "entry_loss_grad"]
 
 
 @jit
@@ -181,3 +182,35 @@ def cd_rows_masked(indptr, indices, data, W, Ht, lr, lam, sweeps):
                     g += G[c, d] * W[i, d]
                 nw = W[i, c] - lr * g / G[c, c]
                 W[i, c] = nw if nw > 0.0 else 0.0
+
+
+@jit
+def entry_loss_grad(rows, cols, vals, blocks, ptr, W, Ht, lam, gW, gHt, want_grad):
+    r"""Loss and (optionally) gradient of the entries of the chunks ``blocks``.
+
+    :math:`f_U = \sum_{(i,j) \in U} \tfrac12 e_{ij}^2 + \tfrac{\lambda}{2}(\|w_i\|^2 + \|h_j\|^2)`
+    with :math:`e_{ij} = v_{ij} - w_i \cdot h_j` (float64 accumulator). With ``want_grad``,
+    :math:`\nabla_{w_i} f_U` and :math:`\nabla_{h_j} f_U` are *added* to the rows of ``gW``
+    (m, k) and ``gHt`` (n, k): per entry :math:`-e\,h_j + \lambda w_i` and
+    :math:`-e\,w_i + \lambda h_j`. Nothing is updated otherwise.
+    """
+    k = W.shape[1]
+    f = 0.0
+    for b in range(blocks.shape[0]):
+        for e in range(ptr[blocks[b]], ptr[blocks[b] + 1]):
+            i = rows[e]
+            j = cols[e]
+            pred = 0.0
+            nw = 0.0
+            nh = 0.0
+            for c in range(k):
+                pred += W[i, c] * Ht[j, c]
+                nw += W[i, c] * W[i, c]
+                nh += Ht[j, c] * Ht[j, c]
+            err = vals[e] - pred
+            f += 0.5 * err * err + 0.5 * lam * (nw + nh)
+            if want_grad:
+                for c in range(k):
+                    gW[i, c] += lam * W[i, c] - err * Ht[j, c]
+                    gHt[j, c] += lam * Ht[j, c] - err * W[i, c]
+    return f

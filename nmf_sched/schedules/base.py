@@ -37,6 +37,8 @@ import numbers
 from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping, Protocol, runtime_checkable
 
+from ..config import check_int, check_real
+
 __all__ = [
     "StepInfo",
     "Schedule",
@@ -47,7 +49,14 @@ __all__ = [
     "check_lr",
     "resolve_lr0",
     "CallableSchedule",
+    "AUTO",
+    "resolve",
 ]
+
+#: What ``schedule="auto"`` means: GreedyLR started at half the stability ceiling (the
+#: initial-LR rule); the solver caps every step at kappa * ceiling, so nobody picks a
+#: learning rate and no step exceeds the ceiling.
+AUTO = ("greedy", {"lr": "bound", "max_lr": None})
 
 
 @dataclass(frozen=True)
@@ -104,21 +113,19 @@ def _is_real(x) -> bool:
 
 def check_positive(name: str, value, *, allow_zero: bool = False, integer: bool = False,
                    upper: float | None = None, upper_inclusive: bool = True):
-    """Validate a numeric schedule parameter; raise ValueError/TypeError naming it."""
+    """Validate a numeric schedule parameter (the checks of :mod:`nmf_sched.config`).
+
+    ``integer``: an integer; otherwise a finite real number. ``> 0`` (``>= 0`` with
+    ``allow_zero``) and at most ``upper``. Raises TypeError/ValueError naming ``name``.
+    The value is returned as given.
+    """
     if integer:
-        if not isinstance(value, numbers.Integral) or isinstance(value, bool):
-            raise TypeError(f"{name} must be an integer, got {value!r}")
-    elif not _is_real(value):
-        raise TypeError(f"{name} must be a real number, got {value!r}")
-    if not math.isfinite(float(value)):
-        raise ValueError(f"{name} must be finite, got {value!r}")
-    if value < 0 or (value == 0 and not allow_zero):
-        bound = ">= 0" if allow_zero else "> 0"
-        raise ValueError(f"{name} must be {bound}, got {value!r}")
-    if upper is not None:
-        if (upper_inclusive and value > upper) or (not upper_inclusive and value >= upper):
-            op = "<=" if upper_inclusive else "<"
-            raise ValueError(f"{name} must be {op} {upper}, got {value!r}")
+        check_int(name, value, minimum=0 if allow_zero else 1)
+        if upper is not None:
+            check_real(name, value, minimum=None, upper=upper, upper_inclusive=upper_inclusive)
+        return value
+    check_real(name, value, minimum=0.0, positive=not allow_zero, upper=upper,
+               upper_inclusive=upper_inclusive)
     return value
 
 
@@ -207,13 +214,15 @@ def make_schedule(spec, **defaults) -> Schedule:
 
     Accepted: a registered name, a ``(name, kwargs)`` pair, a positive float
     (constant LR), a callable ``tick -> lr``, or an object following the
-    protocol. ``"auto"`` is resolved by the solver before calling this.
+    protocol. ``"auto"`` is :data:`AUTO`.
     Unknown names raise ValueError listing the valid ones.
     """
     from . import _load_all  # noqa: F401
 
     if spec is None:
         raise TypeError("schedule must not be None; use a name such as 'auto' or 'greedy'")
+    if isinstance(spec, str) and spec.lower() == "auto":
+        spec = AUTO
     if isinstance(spec, str):
         name, kwargs = spec, {}
     elif isinstance(spec, tuple):
@@ -236,3 +245,18 @@ def make_schedule(spec, **defaults) -> Schedule:
         raise ValueError(f"unknown schedule {name!r}; valid names: {', '.join(available())}")
     merged = {**defaults, **kwargs}
     return _REGISTRY[key](**merged)
+
+
+def resolve(spec, *, total) -> Schedule:
+    """``fit(schedule=...)`` -> a Schedule instance (``"auto"`` included), ``total`` ticks."""
+    return make_schedule(spec, total=total)
+
+
+def lr_granularity(schedule) -> str:
+    """``"entry"`` when the schedule returns one LR per factor entry (arrays shaped like the
+    factors, e.g. hypergradient with ``granularity="parameter"``), else ``"block"``.
+
+    A schedule declares it with an attribute ``per_entry = True``; the engine reads it to
+    refuse, before any work, a preconditioner or backend that takes one LR per block.
+    """
+    return "entry" if bool(getattr(schedule, "per_entry", False)) else "block"

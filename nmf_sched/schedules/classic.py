@@ -18,6 +18,7 @@ from __future__ import annotations
 import math
 
 from .base import StepInfo, check_lr, check_positive, register, resolve_lr0
+from ..config import check_choice
 
 __all__ = [
     "Constant", "StepDecay", "Exponential", "InverseTime", "Polynomial", "Linear", "Cosine",
@@ -45,9 +46,7 @@ def _check_total(total, *, required: bool, owner: str):
 
 
 def _check_choice(name: str, value, choices):
-    if value not in choices:
-        raise ValueError(f"{name} must be one of {', '.join(map(repr, choices))}, got {value!r}")
-    return value
+    return check_choice(name, value, choices)
 
 
 def _resolved(value, owner) -> float:

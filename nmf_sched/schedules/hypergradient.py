@@ -97,6 +97,8 @@ class Hypergradient(_ParamsRepr):
             check_lr("max_lr", max_lr)
         _check_kappa(kappa)
         self.lr0, self.beta, self.variant, self.granularity = lr, beta, variant, granularity
+        #: one LR per factor entry (the engine refuses a preconditioner that takes one per block)
+        self.per_entry = granularity == "parameter"
         self.min_lr, self.max_lr, self.kappa, self.total = min_lr, max_lr, kappa, total
 
     @property
