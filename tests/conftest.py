@@ -8,6 +8,7 @@ TOL = {
     "float32": 2e-4,      # float32 kernels against float64 references
     "identity": 1e-8,     # Gram-identity loss against the explicit residual (float64)
     "nojit": 1e-12,       # numba kernels against their pure-Python execution
+    "torch_schedule": 1e-12,  # nmf-sched schedules against torch's own lr_schedulers
 }
 
 
