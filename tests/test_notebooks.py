@@ -30,6 +30,7 @@ NEEDS = {
     "rl_vs_step_decay": ("gymnasium",),
     "greedylr_schedules": ("gymnasium", "sklearn"),
     "greedylr_vs_hypergradient": ("gymnasium", "sklearn"),
+    "greedylr_dnn": ("torch", "gymnasium", "sklearn"),  # bench_dnn imports the DNN RL env
 }
 
 
