@@ -461,8 +461,9 @@ class ScheduleLR(LRScheduler):
         optimizer's own state dict as well (it carries ``group["lr"]``).
         """
         if not isinstance(state_dict, Mapping) or "schedule_states" not in state_dict:
+            got = sorted(state_dict) if isinstance(state_dict, Mapping) else state_dict
             raise ValueError("state_dict must be a dict returned by ScheduleLR.state_dict(), "
-                             f"got keys {sorted(state_dict) if isinstance(state_dict, Mapping) else state_dict!r}")
+                             f"got {got!r}")
         if state_dict.get("groups") != self.groups:
             raise ValueError(f"state_dict['groups']={state_dict.get('groups')!r} does not match "
                              f"this scheduler's groups={self.groups!r}")
