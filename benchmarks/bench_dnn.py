@@ -110,11 +110,12 @@ def have_schedulefree():
         return False
 
 
-def run_one(workload, optimizer, method, seed, steps, hist_points=60):
-    """One training run; returns checkpoints, histories, divergence, seconds."""
+def run_one(workload, optimizer, method, seed, steps, hist_points=60, lr=None):
+    """One training run; returns checkpoints, histories, divergence, seconds. ``lr``: the
+    base LR (None: ``BASE_LR``)."""
     torch.set_num_threads(1)
     run = TrainingRun(workload, optimizer + ("_schedulefree" if method == "schedulefree" else ""),
-                      seed=seed)
+                      lr=lr, seed=seed)
     lr0 = run.lr0
     step = lambda loss: None
     if method in HF_BASELINES:
@@ -157,13 +158,18 @@ def run_one(workload, optimizer, method, seed, steps, hist_points=60):
         if t % every == 0 or t == steps:
             fin = [x for x in recent if math.isfinite(x)]
             hist["step"].append(t)
-            hist["lr"].append(lr_used)
-            hist["loss"].append(float(np.mean(fin)) if fin else math.inf)
+            hist["lr"].append(_g6(lr_used))
+            hist["loss"].append(_g6(np.mean(fin)) if fin else math.inf)
         if t in marks:
             ev = run.evaluate()
             checkpoints[str(marks[t])] = {k: (None if v is None else _finite(v)) for k, v in ev.items()}
     return {"checkpoints": checkpoints, "history": hist, "diverged": diverged, "lr0": lr0,
             "seconds": time.perf_counter() - t0}
+
+
+def _g6(v):
+    """6 significant digits (histories are for plots; checkpoints keep full precision)."""
+    return float(f"{float(v):.6g}")
 
 
 def _finite(v):
@@ -303,10 +309,41 @@ def bench(quick=False, seeds=None, workloads=None, optimizers=None, methods=None
     return out
 
 
+LR_GRIDS = {"sgd": [0.001, 0.003, 0.01, 0.03, 0.1, 0.3, 1.0, 3.0],
+            "adamw": [1e-3, 3e-3, 1e-2, 3e-2, 0.1, 0.3]}
+
+
+def tuned_cosine(results_path, seed=99):
+    """A check of the protocol: cosine with its *own* best base LR (grid on the development
+    seed) against GreedyLR's runs of ``results_path`` (which start from the best constant
+    LR). Cosine decays, so its best peak LR can be higher than the best constant LR."""
+    with open(results_path) as fh:
+        full = json.load(fh)
+    best, runs = {}, []
+    for w in full["workloads"]:
+        for o in full["optimizers"]:
+            n = DEFAULT_STEPS[w]
+            grid = {lr: run_one(w, o, "cosine", seed, n, lr=lr)["checkpoints"]["100"]["train_loss"]
+                    for lr in LR_GRIDS[o]}
+            best[f"{w}/{o}"] = lr = min(grid, key=grid.get)
+            for r in full["results"]:
+                if r["workload"] == w and r["optimizer"] == o:
+                    tuned = run_one(w, o, "cosine", r["seed"], n, lr=lr)
+                    runs.append({**r, "runs": {**r["runs"], "cosine_tuned": tuned}})
+            print(f"{w}/{o}: cosine's best base LR {lr} (BASE_LR {BASE_LR[(w, o)]})", flush=True)
+    out = {"seed": seed, "best_lr": best, "summary": {}}
+    for g in GREEDY:
+        out["summary"][g] = {"vs_cosine_tuned": rates(comparisons(runs, g, ["cosine_tuned"])),
+                             "vs_cosine_base_lr": rates(comparisons(runs, g, ["cosine"]))}
+    out["final_train_loss"] = {f"{r['workload']}/{r['optimizer']}/{r['seed']}": {
+        m: r["runs"][m]["checkpoints"]["100"]["train_loss"]
+        for m in ("cosine", "cosine_tuned", "greedy_paper", "greedy_ours")} for r in runs}
+    return out
+
+
 def tune_lr(seed=99):
     """The base-LR grid: final training loss of a constant LR, development seed 99."""
-    grids = {"sgd": [0.001, 0.003, 0.01, 0.03, 0.1, 0.3, 1.0, 3.0],
-             "adamw": [1e-3, 3e-3, 1e-2, 3e-2, 0.1, 0.3]}
+    grids = LR_GRIDS
     out = {}
     for w in WORKLOADS:
         for o, grid in grids.items():
@@ -417,6 +454,16 @@ def markdown(out):
                      f"{_pct(r['as_good_or_better_rel'])} | {_pct(r['as_good_or_better_abs_final'])} / "
                      f"{_pct(r['as_good_or_better_rel_final'])} | {_pct(r['better_final'])} | "
                      f"{_pct(r['clear_wins'])} | {_pct(r['ties_abs'])} |")
+    L += ["", "Per checkpoint (against the four HF baselines): as good or better abs / rel 1%, "
+          "clear wins:", "", "| GreedyLR | " + " | ".join(f"{cp}% of the steps" for cp in CHECKPOINTS)
+          + " |", "|---|" + "---|" * len(CHECKPOINTS)]
+    for g, s in out["summary"].items():
+        cells = []
+        for cp in CHECKPOINTS:
+            r = s["per_checkpoint"][str(cp)]
+            cells.append("-" if not r.get("n") else f"{_pct(r['as_good_or_better_abs'])} / "
+                         f"{_pct(r['as_good_or_better_rel'])}, {_pct(r['clear_wins'])}")
+        L.append(f"| {g} | " + " | ".join(cells) + " |")
     L += ["", "Per baseline (as good or better, abs / rel 1%, all checkpoints):", "",
           "| GreedyLR | " + " | ".join(HF_BASELINES + OTHER_BASELINES) + " |",
           "|---|" + "---|" * len(HF_BASELINES + OTHER_BASELINES)]
@@ -482,12 +529,31 @@ def main(argv=None):
     p.add_argument("--quick", action="store_true", help="12 steps, seed 0 (what the test runs)")
     p.add_argument("--out", default=os.path.join(os.path.dirname(os.path.abspath(__file__)), "results"))
     p.add_argument("--tune-lr", action="store_true", help="the base-LR grid (development seed 99)")
+    p.add_argument("--tuned-cosine", default=None, metavar="JSON",
+                   help="cosine at its own best base LR against the GreedyLR runs of a results "
+                        "JSON (writes dnn_tuned_cosine.json)")
     p.add_argument("--greedy-dev", action="store_true",
                    help="the GreedyLR candidates for greedy_ours (development seed 99)")
+    p.add_argument("--report", default=None, metavar="JSON",
+                   help="only rewrite the markdown of a results JSON (dnn.json -> dnn.md)")
     p.add_argument("--workloads", nargs="*", default=None, choices=WORKLOADS)
     p.add_argument("--methods", nargs="*", default=None, choices=METHODS)
     a = p.parse_args(argv)
     os.makedirs(a.out, exist_ok=True)
+    if a.report:
+        with open(a.report) as fh:
+            out = json.load(fh)
+        md = os.path.splitext(a.report)[0] + ".md"
+        with open(md, "w") as fh:
+            fh.write(markdown(out))
+        print(f"wrote {md}")
+        return 0
+    if a.tuned_cosine:
+        res = tuned_cosine(a.tuned_cosine)
+        with open(os.path.join(a.out, "dnn_tuned_cosine.json"), "w") as fh:
+            json.dump(res, fh, indent=1)
+        print(json.dumps(res["summary"], indent=1))
+        return 0
     if a.tune_lr:
         res = tune_lr()
         with open(os.path.join(a.out, "dnn_lr_grid.json"), "w") as fh:
@@ -502,7 +568,7 @@ def main(argv=None):
     out = bench(a.quick, workloads=a.workloads, methods=a.methods)
     stem = "dnn_quick" if a.quick else "dnn"
     with open(os.path.join(a.out, stem + ".json"), "w") as fh:
-        json.dump(out, fh, indent=1, default=float)
+        json.dump(out, fh, separators=(",", ":"), default=float)
     with open(os.path.join(a.out, stem + ".md"), "w") as fh:
         fh.write(markdown(out))
     print(f"wrote {stem}.json and {stem}.md in {a.out} ({out['seconds']:.0f} s)")
