@@ -31,12 +31,39 @@ def _loss(t):
     return 100.0 * 0.93 ** t * (1.0 + 0.08 * ((7 * t) % 3 - 1)) + (5.0 if 12 <= t < 16 else 0.0)
 
 
-def _info(t, loss="auto", ceiling="auto"):
+def _probe(t):
+    """A deterministic line-search probe: the batch loss of a step of size lr on a quadratic
+    whose curvature changes with the tick (``f(lr) = f0 - lr g2 + L lr^2 g2 / 2``)."""
+    L, g2, f0 = 1.5 + 0.5 * math.sin(t), 2.0, 10.0
+
+    def f(lr):
+        lr = min(float(v) for v in lr.values()) if isinstance(lr, Mapping) else float(lr)
+        return f0 - lr * g2 + 0.5 * L * lr * lr * g2, f0, -lr * g2
+
+    f.batch_fraction = 0.25
+    return f
+
+
+def _grad_dot(t):
+    """Deterministic hypergradient signals (sums over a tick, as the engine reports them)."""
+    c = math.cos(0.7 * t)
+    return {"W": 0.3 * c, "H": -0.2 * c, "W_g2": 1.0 + t, "H_g2": 2.0, "W_u2": 1.5, "H_u2": 0.5 + t,
+            "W_entry": np.full((3, 2), 0.3 * c / 6), "H_entry": np.full((2, 4), -0.2 * c / 8)}
+
+
+def _info(t, loss="auto", ceiling="auto", needs=()):
     if loss == "auto":
         loss = _loss(t)
     if ceiling == "auto":
         ceiling = 2.0 * (1.0 + 0.05 * math.sin(t))
-    return StepInfo(step=10 * t, epoch=t, loss=loss, ceiling=ceiling, tick=t)
+    extras = {}
+    if "ceilings" in needs:
+        extras["ceilings"] = {"W": ceiling, "H": 0.8 * ceiling}
+    if "grad_dot" in needs:
+        extras["grad_dot"] = _grad_dot(t)
+    if "probe" in needs:
+        extras["probe"] = _probe(t)
+    return StepInfo(step=10 * t, epoch=t, loss=loss, ceiling=ceiling, extras=extras, tick=t)
 
 
 def _check_lr_value(value):
@@ -51,7 +78,7 @@ def _run(sched, n=N_TICKS, state=None, start=0):
     state = sched.init() if state is None else state
     lrs, states = [], []
     for t in range(start, n):
-        state = sched.update(state, _info(t))
+        state = sched.update(state, _info(t, needs=getattr(sched, "needs", ())))
         states.append(state)
         lrs.append(sched.lr(state))
     return lrs, states
@@ -80,11 +107,6 @@ def _protocol_specs():
     for name in available():
         if name == "auto":
             continue
-        cls = _REGISTRY[name]
-        if tuple(getattr(cls, "needs", ())):
-            specs.append(pytest.param((name, {}), id=name, marks=pytest.mark.skip(
-                reason=f"{name} needs extras {cls.needs!r}")))
-            continue
         specs.append(pytest.param((name, PROTOCOL_KWARGS.get(name, {})), id=name))
     for i, (name, kw) in enumerate(EXTRA_SPECS):
         specs.append(pytest.param((name, kw), id=f"{name}-variant{i}"))
@@ -110,7 +132,7 @@ def test_protocol(spec):
     snapshots = [(state, copy.deepcopy(state))]
     lrs = []
     for t in range(N_TICKS):
-        new = sched.update(state, _info(t))
+        new = sched.update(state, _info(t, needs=sched.needs))
         assert isinstance(new, dict)
         assert new is not state
         assert state == snapshots[-1][1], "update mutated its input state"

@@ -146,7 +146,7 @@ def balance_columns(W, Ht):
     return d
 
 
-def rescale_balance(V, W, H, *, vsq=None):
+def rescale_balance(V, W, H, *, vsq=None, VHt=None):
     r"""The initialization rule of §6: optimal scale, then balanced columns.
 
     1. Scale: multiply ``W H`` by :math:`\alpha^* = \langle V, WH\rangle /
@@ -161,6 +161,8 @@ def rescale_balance(V, W, H, *, vsq=None):
     the same order, which maximizes ``min(2/L_W, 2/L_H)`` over the rescalings
     of a rank-one factor pair and keeps both ceilings meaningful in general.
 
+    ``VHt``: the product ``V H^T`` when the caller has it (then ``V`` is not read).
+
     Returns
     -------
     W, H : new arrays (same dtypes), and ``alpha`` (float).
@@ -170,7 +172,9 @@ def rescale_balance(V, W, H, *, vsq=None):
     dt = W.dtype
     W = np.asarray(W, dtype=np.float64)
     H = np.asarray(H, dtype=np.float64)
-    VHt = np.asarray(v_dot(V, np.ascontiguousarray(H.T)), dtype=np.float64)
+    if VHt is None:  # V H^T (m x k); a caller holding V elsewhere (Dask) passes it
+        VHt = v_dot(V, np.ascontiguousarray(H.T))
+    VHt = np.asarray(VHt, dtype=np.float64)
     cross = float(np.vdot(W, VHt))
     quad = float(np.vdot(W.T @ W, H @ H.T))
     alpha = cross / quad if quad > 0 else 1.0

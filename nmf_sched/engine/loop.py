@@ -170,6 +170,7 @@ class Engine:
                     if model_recoverable(model) else None)
         stop_reason = "max_epochs"
         bar = _progress(cfg.progress, cfg.epochs, initial=epoch)
+        every = getattr(model, "tick_every", cfg.schedule_every)
         while epoch < cfg.epochs:
             snap = model.snapshot()
             snap_engine = (state, self.step_count, self.tick)
@@ -181,7 +182,7 @@ class Engine:
                 for j, unit in enumerate(units):
                     model.step(unit, lr_W, lr_H, acc)
                     self.step_count += model.unit_steps(unit)
-                    if cfg.schedule_every and (j + 1) % cfg.schedule_every == 0 and j + 1 < len(units):
+                    if every and (j + 1) % every == 0 and j + 1 < len(units):
                         self.tick += 1
                         s = model.summary(acc)
                         state = sched.update(state, self._info(epoch, s["fB"], s["cW"], s["cH"],

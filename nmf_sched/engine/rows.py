@@ -159,7 +159,11 @@ class RowModel:
         scale = self.m / _bsz(idx, self.m)
         f = bounds.minibatch_factor(scale)
         return (self.pre.ceiling_W(HHt) * f,
-                self.pre.ceiling_H(self.G, self._curv(WB.T @ WB, scale)) * f)
+                self.pre.ceiling_H(self._Gfull(), self._curv(WB.T @ WB, scale)) * f)
+
+    def _Gfull(self):
+        """``W^T W`` over all rows: this model's rows plus the stale blocks' when sharded."""
+        return self.G if self.rest is None else self.G + self.rest[0]
 
     def _curv(self, GB, scale):
         """The H step's curvature ``s G_B`` (plus the stale blocks' Gram when sharded)."""
@@ -212,11 +216,12 @@ class RowModel:
         if gd is not None:
             gd_gH, gd_Ht = pre.grad_H(Ht, GB, Q, scale, self.rest), Ht.copy()
         # ---- H step from the batch (gradient scaled by m/b: unbiased)
-        dG = bounds.safe_diag(self.G, xp)
-        cH = pre.ceiling_H(self.G, self._curv(GB, scale), dG) * f
+        Gf = self._Gfull()
+        dG = bounds.safe_diag(Gf, xp)
+        cH = pre.ceiling_H(Gf, self._curv(GB, scale), dG) * f
         eta_H = ctl.eta(lr_H, cH, xp, self.dtype)
         self.Ht = pre.step_H(Ht, GB, Q, eta_H, scale, be.noise(Ht.shape, self.dtype, self.probing),
-                             dG, self.G, self.rest)
+                             dG, Gf, self.rest)
         if gd is not None:
             gd.add("H", None, gd_gH, gd_Ht, self.Ht, eta_H)
         if be.host:
