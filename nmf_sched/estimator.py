@@ -33,8 +33,9 @@ except ImportError:  # pragma: no cover - older scikit-learn
 
 from . import api as _api
 from .api import fit as _fit, resolve_schedule
+from .config import check_bool, check_choice, check_int, check_path, check_real
 from .init import initialize
-from .objective import loss as _loss, sqnorm
+from .objective import loss as _loss
 
 __all__ = ["SGDNMF", "nnls_gram"]
 
@@ -139,37 +140,26 @@ def _is_int(v):
     return isinstance(v, numbers.Integral) and not isinstance(v, (bool, np.bool_))
 
 
-def _is_real(v):
-    return isinstance(v, numbers.Real) and not isinstance(v, (bool, np.bool_))
+def _param(check, name, value, **kw):
+    """A check of :mod:`nmf_sched.config`, raising ValueError (scikit-learn's convention for
+    a bad parameter) that names the estimator, the parameter and the value."""
+    try:
+        return check(name, value, **kw)
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"SGDNMF parameter {exc}") from exc
+
+
+def _int_param(name, value, minimum=1, allow_none=False, allow_str=None):
+    return _param(check_int, name, value, minimum=minimum, allow_none=allow_none,
+                  words=(allow_str,) if allow_str else ())
+
+
+def _float_param(name, value, *, positive=False, allow_none=False, upper=None):
+    return _param(check_real, name, value, positive=positive, allow_none=allow_none, upper=upper)
 
 
 def _bad(name, value, what):
     return ValueError(f"SGDNMF parameter {name} must be {what}; got {value!r}")
-
-
-def _int_param(name, value, minimum=1, allow_none=False, allow_str=None):
-    if value is None and allow_none:
-        return None
-    if allow_str is not None and isinstance(value, str) and value == allow_str:
-        return value
-    if not _is_int(value) or value < minimum:
-        extra = " or None" if allow_none else (f" or {allow_str!r}" if allow_str else "")
-        raise _bad(name, value, f"an integer >= {minimum}{extra}")
-    return int(value)
-
-
-def _float_param(name, value, *, positive=False, allow_none=False, upper=None):
-    if value is None and allow_none:
-        return None
-    ok = _is_real(value) and math.isfinite(float(value)) and (value > 0 if positive else value >= 0)
-    if ok and upper is not None:
-        ok = value <= upper
-    if not ok:
-        what = "a finite number " + ("> 0" if positive else ">= 0")
-        if upper is not None:
-            what += f" and <= {upper}"
-        raise _bad(name, value, what + (" or None" if allow_none else ""))
-    return float(value)
 
 
 class SGDNMF(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
@@ -217,6 +207,10 @@ class SGDNMF(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
         :meth:`transform` (and the polishing of ``W`` at the end of fit).
     transform_tol : float, default 1e-6
         Relative stopping tolerance of that solve.
+    checkpoint : path or None, default None
+        Write a checkpoint of the fit there every ``checkpoint_every`` epochs (atomically);
+        ``fit(X, resume=path)`` continues a fit from one, bit-identically.
+    checkpoint_every : int, default 1
     forget_factor : float in [0, 1], default 0.7
         :meth:`partial_fit` only: weight kept by the statistics of the chunks
         seen so far when a new chunk arrives (0 forgets everything, 1 keeps
@@ -272,7 +266,7 @@ class SGDNMF(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
     def __init__(self, n_components=None, *, schedule="auto", epochs=200, batch_size="auto",
                  init="auto", random_state=None, noise_std=0.0, clip_lr=True, kappa=0.9,
                  precondition=None, tol=1e-4, max_time=None, transform_max_iter=200,
-                 transform_tol=1e-6, forget_factor=0.7):
+                 transform_tol=1e-6, forget_factor=0.7, checkpoint=None, checkpoint_every=1):
         self.n_components = n_components
         self.schedule = schedule
         self.epochs = epochs
@@ -288,6 +282,8 @@ class SGDNMF(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
         self.transform_max_iter = transform_max_iter
         self.transform_tol = transform_tol
         self.forget_factor = forget_factor
+        self.checkpoint = checkpoint
+        self.checkpoint_every = checkpoint_every
 
     # ------------------------------------------------------------------ plumbing
     def __sklearn_tags__(self):
@@ -320,19 +316,15 @@ class SGDNMF(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
         p["rank"] = n_features if k is None else k
         p["epochs"] = _int_param("epochs", self.epochs)
         p["batch_size"] = _int_param("batch_size", self.batch_size, allow_str="auto")
-        if not isinstance(self.init, str) or self.init not in _INITS:
-            raise _bad("init", self.init, f"one of {list(_INITS)}")
-        p["init"] = self.init
+        p["init"] = _param(check_choice, "init", self.init, choices=_INITS)
         p["noise_std"] = _float_param("noise_std", self.noise_std)
-        if not isinstance(self.clip_lr, (bool, np.bool_)):
-            raise _bad("clip_lr", self.clip_lr, "a bool")
-        p["clip_lr"] = bool(self.clip_lr)
+        p["clip_lr"] = _param(check_bool, "clip_lr", self.clip_lr)
         p["kappa"] = _float_param("kappa", self.kappa, positive=True)
-        choices = tuple(_api.PRECONDITIONERS)
-        if self.precondition is not None and (not isinstance(self.precondition, str)
-                                              or self.precondition not in choices):
-            raise _bad("precondition", self.precondition, f"None or one of {list(choices)}")
-        p["precondition"] = self.precondition
+        p["precondition"] = (None if self.precondition is None else
+                             _param(check_choice, "precondition", self.precondition,
+                                    choices=tuple(_api.PRECONDITIONERS)))
+        p["checkpoint"] = _param(check_path, "checkpoint", self.checkpoint)
+        p["checkpoint_every"] = _int_param("checkpoint_every", self.checkpoint_every)
         p["tol"] = _float_param("tol", self.tol)
         p["max_time"] = _float_param("max_time", self.max_time, positive=True, allow_none=True)
         self._transform_settings()
@@ -363,17 +355,22 @@ class SGDNMF(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
         raise _bad("random_state", rs, "None, an integer >= 0, a RandomState or a Generator")
 
     # ------------------------------------------------------------------ fitting
-    def fit(self, X, y=None):
-        """Learn the factorization of ``X`` (n_samples, n_features); returns self."""
-        self.fit_transform(X)
+    def fit(self, X, y=None, resume=None):
+        """Learn the factorization of ``X`` (n_samples, n_features); returns self.
+
+        ``resume``: a checkpoint file written by a fit of the same data and settings (see
+        the ``checkpoint`` parameter); the fit continues from it.
+        """
+        self.fit_transform(X, resume=resume)
         return self
 
-    def fit_transform(self, X, y=None):
+    def fit_transform(self, X, y=None, resume=None):
         """Learn the factorization and return ``W`` (n_samples, n_components).
 
         ``W`` is re-solved exactly for the final ``components_`` (starting
         from the solver's ``W``), so it equals ``transform(X)`` up to the
         transform tolerance and its error is never above the solver's.
+        ``resume``: continue from a checkpoint file (as :meth:`fit`).
         """
         X = self._validate(X, reset=True)
         p = self._check_params(X.shape[1])
@@ -381,7 +378,9 @@ class SGDNMF(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
         res = _fit(X, p["rank"], schedule=p["schedule"], epochs=p["epochs"],
                    batch_size=p["batch_size"], init=p["init"], seed=p["seed"],
                    noise_std=p["noise_std"], clip_lr=p["clip_lr"], kappa=p["kappa"],
-                   tol=p["tol"], max_time=p["max_time"], **extra)
+                   tol=p["tol"], max_time=p["max_time"], checkpoint=p["checkpoint"],
+                   checkpoint_every=p["checkpoint_every"],
+                   resume=_param(check_path, "resume", resume), **extra)
         if res.stop_reason == "diverged":
             warnings.warn(f"SGDNMF: the solver diverged after {res.n_epochs} epochs "
                           f"(rel_error {res.rel_error:.4g}); lower kappa or the schedule's LR",

@@ -211,9 +211,8 @@ def plot_schedules(schedules, ticks=100, path=None, *, losses=None, ceiling=2.0,
     -------
     matplotlib.figure.Figure
     """
-    from .api import resolve_schedule
     from .data import check_positive_int
-    from .schedules.base import StepInfo
+    from .schedules.base import replay, resolve
 
     ticks = check_positive_int("ticks", ticks)
     if not isinstance(schedules, Mapping):
@@ -225,19 +224,14 @@ def plot_schedules(schedules, ticks=100, path=None, *, losses=None, ceiling=2.0,
     ceil_seq = _series(ceiling, ticks, "ceiling")
     fig, (ax,) = _figure(1, width=6.4, height=4.0)
     for i, (name, spec) in enumerate(schedules.items()):
-        sched = resolve_schedule(spec, total=ticks)
+        sched = resolve(spec, total=ticks)
         needs = set(getattr(sched, "needs", ())) - {"ceilings"}
         if needs:
             raise ValueError(f"schedule {name!r} needs solver signals {sorted(needs)}; "
                              "plot it from a fit trace with plot_traces instead")
-        state = sched.init()
         lr_w, lr_h = [], []
-        for t in range(ticks):
-            c = ceil_seq[t]
-            extras = {"ceilings": {"W": c, "H": c}} if c is not None else {}
-            state = sched.update(state, StepInfo(step=t, epoch=t, loss=loss_seq[t],
-                                                 ceiling=c, extras=extras, tick=t))
-            w, h = _lr_value(sched.lr(state))
+        for value in replay(sched, loss_seq[:ticks], ceil_seq[:ticks]):
+            w, h = _lr_value(value)
             lr_w.append(w)
             lr_h.append(h)
         color = f"C{i % 10}"

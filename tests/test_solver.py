@@ -135,8 +135,9 @@ def test_guard_recovers_and_factors_never_nan(small_dense):
     assert np.isfinite(res.W).all() and np.isfinite(res.H).all()
     assert res.trace[-1]["retries"] >= 1
     assert math.isfinite(res.loss)
-    if res.stop_reason != "diverged":
-        assert res.loss < res.trace[0]["loss"]
+    # the guard caps and damps the step until the run makes progress: it never gives up here
+    assert res.stop_reason == "max_epochs"
+    assert res.loss < res.trace[0]["loss"]
 
 
 def test_guard_off_stops_at_first_divergence_with_last_good_factors(small_dense):
@@ -158,7 +159,11 @@ def test_stop_reasons(small_dense):
     r = nmf_sched.fit(small_dense, 4, epochs=50, seed=0, tol=0,
                       callback=lambda rec, W, H: calls.append(rec["epoch"]) or rec["epoch"] >= 4)
     assert r.stop_reason == "callback" and calls == [1, 2, 3, 4]
-    assert set(STOP_REASONS) >= {"max_epochs", "tol", "max_time", "callback", "diverged"}
+    r = nmf_sched.fit(small_dense, 4, schedule=1e3, precondition="none", clip_lr=False,
+                      guard=False, epochs=20, seed=0)
+    assert r.stop_reason == "diverged"
+    # every reason a run can stop for is one of the documented ones (all five seen above)
+    assert r.stop_reason in STOP_REASONS
 
 
 def test_noise_changes_the_path_but_stays_stable(small_dense):

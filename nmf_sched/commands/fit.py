@@ -99,6 +99,12 @@ def add_parser(subparsers):
     p.add_argument("--plot", default=None, metavar="FILE",
                    help="also write a figure of the loss and learning rate (e.g. fit.png)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument("--checkpoint", default=None, metavar="FILE",
+                   help="write a checkpoint (.npz) every --checkpoint-every epochs, atomically")
+    p.add_argument("--checkpoint-every", type=int, default=1, metavar="N",
+                   help="epochs between checkpoints (default: 1)")
+    p.add_argument("--resume", default=None, metavar="FILE",
+                   help="continue from a checkpoint of the same matrix and settings")
     return p
 
 
@@ -151,7 +157,9 @@ def run(args) -> int:
     result = nmf_sched.fit(V, args.rank, schedule=args.schedule, epochs=args.epochs,
                            batch_size=args.batch_size, init=args.init, seed=args.seed,
                            kappa=args.kappa, noise_std=args.noise_std, tol=args.tol,
-                           max_time=args.max_time, progress=progress, **extra)
+                           max_time=args.max_time, progress=progress,
+                           checkpoint=args.checkpoint, checkpoint_every=args.checkpoint_every,
+                           resume=args.resume, **extra)
     out = Path(args.out)
     write_result(result, out, extra={"input": str(args.path), "shape": list(V.shape),
                                      "format": kind, "dtype": str(V.dtype)})

@@ -35,7 +35,10 @@ from .control import Diverged, ShardLost, StepControl, mean_lr, split_lr
 
 log = logging.getLogger("nmf_sched")
 
-__all__ = ["Engine", "epoch_stop"]
+__all__ = ["Engine", "epoch_stop", "MAX_RECOVERIES"]
+
+#: Lost-worker recoveries allowed per fit (Dask) before the engine gives up.
+MAX_RECOVERIES = 3
 
 
 def epoch_stop(cfg, best, t0, timed_out, record, W, H):
@@ -210,7 +213,7 @@ class Engine:
                 continue
             except ShardLost as exc:
                 recoveries += 1
-                if recovery is None or recoveries > 3:
+                if recovery is None or recoveries > MAX_RECOVERIES:
                     raise model.lost_error(exc, self._result_at(recovery)) from exc
                 log.warning("lost a worker (%s); recovering from epoch %d", exc, recovery["engine"]["epoch"])
                 model.recover()

@@ -513,3 +513,42 @@ def _sum(parts):
 def _zero_gd():
     return {"W": 0.0, "H": 0.0, "W_g2": 0.0, "H_g2": 0.0, "W_u2": 0.0, "H_u2": 0.0}
 
+
+
+def solve_sharded(V, rank, n_shards, *, schedule, cfg, seed=None, W0=None, H0=None):
+    """The sharded scheme in this process over ``n_shards`` contiguous row shards.
+
+    The same init as the single-machine fit (:func:`nmf_sched.engine.solve.solve_rows`), so
+    ``n_shards=1`` reproduces it; for tests and the verify sweep of bounds/THEORY.md 10.
+    """
+    from ..bounds import rescale_balance
+    from ..data import check_matrix, check_rank, check_seed
+    from ..init import initialize
+    from ..schedules.base import resolve
+    from .loop import Engine
+    from .solve import check_combination, n_ticks
+
+    V = check_matrix(V, "V")
+    m, n = V.shape
+    k = check_rank(rank, (m, n))
+    cfg = cfg.resolved(m)
+    if not isinstance(n_shards, (int, np.integer)) or isinstance(n_shards, bool) \
+            or not 1 <= n_shards <= m:
+        raise ValueError(f"n_shards must be an integer in [1, {m}], got {n_shards!r}")
+    rng = check_seed(seed)
+    init_rng, run_rng = rng.spawn(2)
+    custom = W0 is not None or H0 is not None
+    W, H = initialize(V, k, "custom" if custom else cfg.init, seed=init_rng, W0=W0, H0=H0)
+    if cfg.rescale_init and not custom and cfg.init != "custom":
+        W, H, _ = rescale_balance(V, W, H)
+    cuts = np.array_split(np.arange(m), n_shards)
+    handles = [LocalShard(V[c[0]:c[-1] + 1]) for c in cuts]
+    vsq = sum(h.call("stats")["vsq"] for h in handles)
+    model = ShardedModel(handles, cuts, (m, n), k, V.dtype, cfg, vsq, run_rng,
+                         describe=f"the sharded scheme ({n_shards} shards)")
+    sched = resolve(schedule, total=n_ticks(cfg, model.T))
+    check_combination(sched, None, "sharded")
+    model.setup(W, H, tuple(getattr(sched, "needs", ()) or ()))
+    settings = dict(rank=k, schedule=repr(sched), backend="sharded", n_shards=n_shards,
+                    precondition=cfg.precondition, batch_size=cfg.batch_size)
+    return Engine(model, sched, cfg, run_rng, settings=settings).run()

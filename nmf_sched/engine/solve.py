@@ -41,7 +41,7 @@ def check_combination(schedule, precond, placement):
                 f"schedule {schedule!r} gives one learning rate per factor entry, but "
                 f"precondition={precond.name!r} takes one per block; use precondition='none', "
                 "'lipschitz' or 'gram', or a per-block schedule")
-        if placement in ("dask", "masked"):
+        if placement in ("dask", "masked", "sharded"):
             raise ValueError(
                 f"schedule {schedule!r} gives one learning rate per factor entry, which the "
                 f"{placement} path does not take (one learning rate per block); use a per-block "

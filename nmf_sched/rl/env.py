@@ -22,7 +22,8 @@ from dataclasses import dataclass
 import gymnasium as gym
 import numpy as np
 
-from .. import api
+from ..config import RowConfig
+from ..engine.solve import solve_rows
 from ..datasets import planted
 from ..init import initialize
 from ..schedules.rl_policy import A_INIT, N_OBS, action_to_fraction, observation
@@ -156,8 +157,9 @@ class NMFScheduleEnv(gym.Env):
         a = action_to_fraction(np.asarray(action, dtype=np.float64).reshape(-1)[0])
         p = self.prob
         sched = _TickZeroFraction(a) if self.c is None else a * self.c
-        res = api.fit(p.V, p.rank, schedule=sched, W0=self.W, H0=self.H, epochs=1, tol=0,
-                      batch_size=p.batch_size, seed=int(self.np_random.integers(2 ** 31)))
+        res = solve_rows(p.V, p.rank, schedule=sched, W0=self.W, H0=self.H,
+                         cfg=RowConfig(epochs=1, tol=0.0, batch_size=p.batch_size),
+                         seed=int(self.np_random.integers(2 ** 31)))
         self.t += 1
         self.a = a
         if self.c0 is None:

@@ -51,6 +51,7 @@ __all__ = [
     "CallableSchedule",
     "AUTO",
     "resolve",
+    "replay",
 ]
 
 #: What ``schedule="auto"`` means: GreedyLR started at half the stability ceiling (the
@@ -241,6 +242,9 @@ def make_schedule(spec, **defaults) -> Schedule:
             "schedule must be a name, a (name, kwargs) pair, a float, a callable "
             f"tick -> lr or a Schedule instance, got {spec!r}")
     key = name.lower().replace("-", "_")
+    if key == "auto":  # ("auto", kwargs): the auto schedule with some settings changed
+        name, kwargs = AUTO[0], {**AUTO[1], **kwargs}
+        key = name
     if key not in _REGISTRY:
         raise ValueError(f"unknown schedule {name!r}; valid names: {', '.join(available())}")
     merged = {**defaults, **kwargs}
@@ -260,3 +264,25 @@ def lr_granularity(schedule) -> str:
     refuse, before any work, a preconditioner or backend that takes one LR per block.
     """
     return "entry" if bool(getattr(schedule, "per_entry", False)) else "block"
+
+
+def replay(schedule, losses, ceilings):
+    """The LRs a schedule gives, tick by tick, for given losses and ceilings (no solver).
+
+    Tick ``t`` sees ``loss = losses[t]`` and ``ceiling = ceilings[t]`` (also as the per-block
+    ``"ceilings"`` extra); returns the list of ``schedule.lr(state)`` after each update. For
+    figures and tables of a schedule's behaviour; a schedule that needs solver signals other
+    than the ceilings (``grad_dot``, ``probe``) cannot be replayed.
+    """
+    needs = set(getattr(schedule, "needs", ())) - {"ceilings"}
+    if needs:
+        raise ValueError(f"schedule {schedule!r} needs solver signals {sorted(needs)}; it cannot "
+                         "be replayed without a fit")
+    state = schedule.init()
+    out = []
+    for t, (loss, c) in enumerate(zip(losses, ceilings)):
+        extras = {"ceilings": {"W": c, "H": c}} if c is not None else {}
+        state = schedule.update(state, StepInfo(step=t, epoch=t, loss=loss, ceiling=c,
+                                                extras=extras, tick=t))
+        out.append(schedule.lr(state))
+    return out
