@@ -6,9 +6,6 @@ to the one engine (:mod:`nmf_sched.engine`). Nothing below this module imports i
 """
 from __future__ import annotations
 
-import numpy as np
-
-from .backend import is_cupy
 from .config import PRECONDITIONERS, MaskedConfig, RowConfig, default_batch_size
 from .result import FitResult
 from .schedules.base import AUTO as AUTO_SCHEDULE
@@ -37,9 +34,12 @@ def fit(V, rank, *, schedule="auto", epochs=200, batch_size="auto", init="auto",
     r"""Factorize ``V ~= W H`` (W, H >= 0) by projected stochastic gradient descent.
 
     Minimizes :math:`\tfrac12\|V - WH\|_F^2` with row minibatches drawn without
-    replacement in each epoch; see :mod:`nmf_sched.solver` for the update rule.
-    The schedule decides the learning rate; with ``clip_lr`` the theory
-    (:mod:`nmf_sched.bounds`) caps it at ``kappa`` times the stability ceiling.
+    replacement in each epoch, run by the one engine (:mod:`nmf_sched.engine`; the
+    update rule is in :mod:`nmf_sched.engine.precond`) whatever the data's placement:
+    NumPy/SciPy/memmap on the CPU, CuPy on a GPU, a Dask array on a cluster (row
+    shards with local steps, bounds/THEORY.md 10). The schedule decides the learning
+    rate; with ``clip_lr`` the theory (:mod:`nmf_sched.bounds`) caps it at ``kappa``
+    times the stability ceiling.
 
     Parameters
     ----------
@@ -109,15 +109,29 @@ def fit(V, rank, *, schedule="auto", epochs=200, batch_size="auto", init="auto",
         for ``W0``/``H0``): scale ``W H`` by the best scalar
         ``<V, WH> / ||WH||^2``, then balance the components, so the ceilings at
         step 0 are on the scale of the solution's.
-
+    checkpoint : str or Path, optional
+        Write a checkpoint (W, H, schedule state, RNG state, epoch, trace and a
+        fingerprint of V and of the settings) every ``checkpoint_every`` epochs,
+        atomically (temporary file, then rename). On Dask the driver writes it.
+    checkpoint_every : int, default 1
+        Epochs between checkpoints.
+    resume : str or Path, optional
+        Continue from a checkpoint; a resumed fit returns factors bit-identical to
+        an uninterrupted one. A checkpoint of another matrix, rank or setting is
+        refused (:class:`nmf_sched.engine.checkpoint.CheckpointError`, a
+        ValueError). ``epochs``, ``tol`` and the other stop rules may change.
+    client : distributed.Client, optional
+        The Dask client for a Dask ``V`` (default: the running one). Lost workers
+        are recovered from the last recovery point (at most 3 times); beyond that
+        :class:`nmf_sched.engine.dask.WorkerLostError` carries the last good factors.
     mask : array (m, n) of bool, optional
-        Observed entries (masked NMF, :func:`nmf_sched.masked.fit_masked`): the
+        Observed entries (masked NMF, :func:`nmf_sched.fit_masked`): the
         loss and gradients run over observed entries only.
     missing : {"nan", "unobserved"}, optional
         ``"nan"``: NaN entries of a dense V are missing; ``"unobserved"``: the
         stored entries of a sparse V are the observations, the rest unknown.
     lam, validation, schedule_on, adaptive, solver
-        Masked-mode settings, see :func:`nmf_sched.masked.fit_masked`.
+        Masked-mode settings, see :func:`nmf_sched.fit_masked`.
 
     Returns
     -------

@@ -281,7 +281,6 @@ class EntryModel:
 def solve_masked(V, rank, *, mask=None, missing=None, schedule="auto", cfg: MaskedConfig,
                  seed=None, validation=None, W0=None, H0=None):
     """Masked NMF in the one engine; see :func:`nmf_sched.fit_masked`."""
-    from ..result import FitResult  # noqa: F401  (documented return type)
     from .solve import check_combination, n_ticks, schedule_signature
 
     rows, cols, vals, shape = observed_entries(V, mask=mask, missing=missing)

@@ -133,7 +133,6 @@ class RowModel:
                 "fBmax": fBmax}
 
     def exact_loss(self, A=None):
-        xp = self.xp
         if A is None:
             A = self.be.full_Q(self.W)
         HHt = self.Ht.T @ self.Ht
@@ -153,7 +152,6 @@ class RowModel:
 
     def initial_ceilings(self, idx):
         """Ceilings at the current factors for the batch ``idx``."""
-        xp = self.xp
         HHt = self.Ht.T @ self.Ht
         WB = self.W if idx is None else self.W[idx]
         scale = self.m / _bsz(idx, self.m)
