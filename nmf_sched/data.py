@@ -27,6 +27,8 @@ from pathlib import Path
 import numpy as np
 import scipy.sparse as sp
 
+from .backend import is_sparse, namespace
+
 __all__ = [
     "CHUNK_BYTES",
     "check_matrix",
@@ -515,15 +517,28 @@ def row_sqnorms(V):
     return out
 
 
-def sqnorm(V):
-    """Squared Frobenius norm ``||V||_F^2`` accumulated in float64.
+def sqnorm(V) -> float:
+    """Squared Frobenius norm ``||V||_F^2`` accumulated in float64 (the one copy).
+
+    Sparse: over the stored values; CuPy: on the device; dense and memmap: streamed by
+    row chunks (:func:`row_chunks`), so peak memory stays bounded.
 
     Parameters
     ----------
-    V : ndarray or scipy.sparse matrix of shape (m, n)
+    V : ndarray, numpy.memmap, scipy.sparse matrix or CuPy array of shape (m, n)
 
     Returns
     -------
     float
     """
-    return float(row_sqnorms(V).sum())
+    if is_sparse(V):
+        d = V.data
+        return float((d.astype(np.float64) ** 2).sum()) if d.dtype != np.float64 else float(d @ d)
+    xp = namespace(V)
+    if xp is not np:
+        return float(xp.vdot(V.ravel(), V.ravel()).real)
+    total = 0.0
+    for _, _, blk in row_chunks(V):
+        blk = np.asarray(blk)
+        total += float(np.einsum("ij,ij->", blk, blk, dtype=np.float64))
+    return total

@@ -14,44 +14,21 @@ The solver holds ``H`` transposed (``Ht``, n x k); the helpers below take
 """
 import numpy as np
 
+from . import data as _data
 from .backend import is_sparse, namespace
+from .data import row_chunks, sqnorm
 
 __all__ = ["sqnorm", "vt_dot", "v_dot", "loss_from_products", "loss", "gradients"]
-
-_CHUNK_BYTES = 64 * 2**20
-
-
-def _row_chunks(V):
-    m, n = V.shape
-    step = max(1, _CHUNK_BYTES // max(1, n * V.dtype.itemsize))
-    for a in range(0, m, step):
-        yield a, min(m, a + step)
-
-
-def sqnorm(V) -> float:
-    """``||V||_F^2`` accumulated in float64, streaming dense inputs by row chunks."""
-    if is_sparse(V):
-        d = V.data
-        return float((d.astype(np.float64) ** 2).sum()) if d.dtype != np.float64 else float(d @ d)
-    xp = namespace(V)
-    if xp is not np:
-        return float(xp.vdot(V.ravel(), V.ravel()).real)
-    total = 0.0
-    for a, b in _row_chunks(V):
-        blk = np.asarray(V[a:b])
-        total += float(np.einsum("ij,ij->", blk, blk, dtype=np.float64))
-    return total
-
 
 def vt_dot(V, W):
     """``V.T @ W`` (n x k) without densifying sparse ``V``; dense memmaps are
     streamed by row chunks so peak memory stays bounded."""
     if is_sparse(V):
         return np.asarray(V.T @ W)
-    if isinstance(V, np.memmap) or V.nbytes > 4 * _CHUNK_BYTES:
+    if isinstance(V, np.memmap) or V.nbytes > 4 * _data.CHUNK_BYTES:
         out = np.zeros((V.shape[1], W.shape[1]), dtype=W.dtype)
-        for a, b in _row_chunks(V):
-            out += np.asarray(V[a:b]).T @ W[a:b]
+        for a, b, blk in row_chunks(V):
+            out += np.asarray(blk).T @ W[a:b]
         return out
     return V.T @ W
 
@@ -60,10 +37,10 @@ def v_dot(V, Ht):
     """``V @ Ht`` (m x k), streaming dense memmaps by row chunks."""
     if is_sparse(V):
         return np.asarray(V @ Ht)
-    if isinstance(V, np.memmap) or V.nbytes > 4 * _CHUNK_BYTES:
+    if isinstance(V, np.memmap) or V.nbytes > 4 * _data.CHUNK_BYTES:
         out = np.empty((V.shape[0], Ht.shape[1]), dtype=Ht.dtype)
-        for a, b in _row_chunks(V):
-            out[a:b] = np.asarray(V[a:b]) @ Ht
+        for a, b, blk in row_chunks(V):
+            out[a:b] = np.asarray(blk) @ Ht
         return out
     return V @ Ht
 

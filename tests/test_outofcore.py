@@ -25,9 +25,9 @@ def _write_npy(path, m, n, k=6, seed=0, block=5000):
 
 _PROBE = textwrap.dedent("""
     import sys, numpy as np
-    import nmf_sched, nmf_sched.data as D, nmf_sched.objective as O
+    import nmf_sched, nmf_sched.data as D
     from nmf_sched.streaming import open_rows
-    D.CHUNK_BYTES = O._CHUNK_BYTES = 8 * 2**20   # validation / loss passes in 8 MB row chunks
+    D.CHUNK_BYTES = 8 * 2**20   # validation / loss passes in 8 MB row chunks
     path, mode = sys.argv[1], sys.argv[2]
     def status(key):   # kB -> bytes; VmHWM is this process's own peak (ru_maxrss is not:
         for line in open("/proc/self/status"):   # Linux carries the parent's across fork+exec)

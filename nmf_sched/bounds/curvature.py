@@ -105,11 +105,11 @@ def entry_curvatures(V, W, H) -> dict:
             res = np.abs(pred - A.data[a:a + step])
             joint = max(joint, float(np.max(wn[r] + hn[c] + res)) if r.size else 0.0)
     else:
-        from ..objective import _row_chunks  # noqa: PLC0415
+        from ..data import row_chunks  # noqa: PLC0415
 
         vmax = 0.0
-        for a, b in _row_chunks(V):
-            vmax = max(vmax, float(np.max(V[a:b])))
+        for _, _, blk in row_chunks(V):
+            vmax = max(vmax, float(np.max(blk)))
         # |w.h - v| <= max(w.h, v) for non-negative entries
         res = max(vmax, float(np.sqrt(wn.max() * hn.max())))
         joint = float(wn.max() + hn.max() + res)
