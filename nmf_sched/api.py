@@ -154,7 +154,7 @@ def fit(V, rank, *, schedule="auto", epochs=200, batch_size="auto", init="auto",
                                      ("clip_update", clip_update, None), ("max_value", max_value, None),
                                      ("precondition", precondition, "cd"),
                                      ("schedule_loss", schedule_loss, "full"),
-                                     ("shuffle", shuffle, "rows"), ("balance", balance, True),
+                                     ("shuffle", shuffle, "rows"),
                                      ("rescale_init", rescale_init, True), ("client", client, None)):
             if not (value is default or value == default):
                 raise ValueError(f"{name}={value!r} is not supported with mask=/missing= "
@@ -164,8 +164,8 @@ def fit(V, rank, *, schedule="auto", epochs=200, batch_size="auto", init="auto",
                           seed=seed, W0=W0, H0=H0, clip_lr=clip_lr, kappa=kappa, tol=tol,
                           n_iter_no_change=n_iter_no_change, max_time=max_time,
                           callback=callback, progress=progress, schedule_every=schedule_every,
-                          guard=guard, checkpoint=checkpoint, checkpoint_every=checkpoint_every,
-                          resume=resume, **masked)
+                          guard=guard, balance=balance, checkpoint=checkpoint,
+                          checkpoint_every=checkpoint_every, resume=resume, **masked)
     if masked:
         name = sorted(masked)[0]
         raise TypeError(f"fit() got an unexpected keyword argument {name!r} (masked-NMF settings "
@@ -194,7 +194,7 @@ def fit_masked(V, rank, *, mask=None, missing=None, schedule="auto", epochs=50, 
                schedule_on="train", W0=None, H0=None, clip_lr=True, kappa=0.9, tol=1e-4,
                n_iter_no_change=5, max_time=None, callback=None, progress=False,
                schedule_every=None, batch_size="auto", guard=True, block_size=256,
-               checkpoint=None, checkpoint_every=1, resume=None) -> FitResult:
+               balance=True, checkpoint=None, checkpoint_every=1, resume=None) -> FitResult:
     r"""Masked NMF: fit ``W H`` (W, H >= 0) to the observed entries of ``V`` only.
 
     Minimizes :math:`\sum_{(i,j)\in\Omega} \tfrac12 (v_{ij} - w_i h_j)^2 +
@@ -241,6 +241,10 @@ def fit_masked(V, rank, *, mask=None, missing=None, schedule="auto", epochs=50, 
         Training entries per step (``"auto"``: one step per epoch).
     block_size : int, default 256
         Entries per chunk of the visiting order (LIBMF-like, for cache locality).
+    balance : bool, default True
+        After every epoch rescale the components along the scale symmetry (``W H`` unchanged)
+        to the minimizer of the L2 term (:meth:`nmf_sched.engine.entries.EntryModel.balance`),
+        as on the row path; the objective can only go down.
 
     Returns
     -------
@@ -256,7 +260,7 @@ def fit_masked(V, rank, *, mask=None, missing=None, schedule="auto", epochs=50, 
                        schedule_on=schedule_on, clip_lr=clip_lr, kappa=kappa, tol=tol,
                        n_iter_no_change=n_iter_no_change, max_time=max_time, callback=callback,
                        progress=progress, schedule_every=schedule_every, batch_size=batch_size,
-                       guard=guard, block_size=block_size, checkpoint=checkpoint,
+                       guard=guard, block_size=block_size, balance=balance, checkpoint=checkpoint,
                        checkpoint_every=checkpoint_every, resume=resume)
     return solve_masked(V, rank, mask=mask, missing=missing, schedule=schedule, cfg=cfg,
                         seed=seed, validation=validation, W0=W0, H0=H0)

@@ -304,13 +304,14 @@ class MaskedConfig(EngineConfig):
     schedule_on: str = "train"
     block_size: int = 256
     batch_size: Any = "auto"
+    balance: bool = True
 
     @classmethod
     def _rules(cls) -> dict:
         return dict(
             super()._rules(), lam=_real(), solver=_choice(MASKED_SOLVERS), adaptive=check_bool,
             schedule_on=_choice(("train", "validation")), block_size=_int(),
-            batch_size=_int(words=("auto",)),
+            batch_size=_int(words=("auto",)), balance=check_bool,
         )
 
     def _cross_checks(self):

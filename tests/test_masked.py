@@ -254,3 +254,30 @@ def test_rows_solver_recovers():
     assert res.trace[1]["ceiling"] == 2.0
     with pytest.raises(ValueError, match="adaptive=True"):
         fit_masked(V, 3, mask=M, solver="rows", adaptive=True)
+
+
+@pytest.mark.parametrize("lam, drop", [(0.0, 0.0), (0.05, 0.01)])
+def test_masked_balance_keeps_WH_and_never_raises_the_objective(lam, drop):
+    """The masked model's balancing: W H unchanged, the objective (data + per-entry L2 term)
+    not higher, and the weighted column norms equal afterwards (the minimizer along the
+    scale symmetry)."""
+    from nmf_sched.config import MaskedConfig
+    from nmf_sched.engine.entries import EntryModel
+
+    r = np.random.default_rng(4)
+    m, n, k = 60, 40, 4
+    rows, cols = np.nonzero(r.random((m, n)) < 0.3)
+    vals = r.random(rows.size)
+    model = EntryModel((rows, cols, vals), None, (m, n), k, MaskedConfig(lam=lam), r)
+    model.W = r.random((m, k)) * np.array([5.0, 0.1, 1.0, 30.0])   # badly balanced columns
+    model.Ht = r.random((n, k)) * np.array([0.2, 8.0, 1.0, 0.01])
+    WH = model.W @ model.Ht.T
+    before = model.objective()[0]
+    model.balance()
+    np.testing.assert_allclose(model.W @ model.Ht.T, WH, rtol=TOL["float64"])
+    assert model.objective()[0] <= before * (1 + TOL["float64"])
+    weights = (model.cnt_r, model.cnt_c) if lam > 0 else (np.ones(m), np.ones(n))
+    np.testing.assert_allclose(weights[0] @ model.W ** 2, weights[1] @ model.Ht ** 2,
+                               rtol=TOL["float64"])
+    # with the L2 term the badly balanced start loses more than 1%; without it, not higher
+    assert model.objective()[0] <= before * (1 - drop) * (1 + TOL["float64"])

@@ -217,8 +217,29 @@ class EntryModel:
     def current_loss(self) -> dict:
         return self.evaluate()
 
-    def balance(self):  # pragma: no cover - masked NMF does not balance
-        return None
+    def balance(self):
+        r"""Rescale the components, ``W -> W diag(d)``, ``H -> diag(d)^{-1} H``: ``W H`` and the
+        data term do not change. With ``lam > 0`` the per-entry L2 term
+        :math:`\tfrac{\lambda}{2}\sum_c (a_c d_c^2 + b_c / d_c^2)`, with
+        :math:`a_c = \sum_i n_i w_{ic}^2` and :math:`b_c = \sum_j m_j h_{jc}^2` (``n_i``,
+        ``m_j`` the observed entries per row and column), is minimized at
+        :math:`d_c^2 = \sqrt{b_c / a_c}`, so the objective can only go down; with ``lam = 0``
+        it is ``||w_c|| = ||h_c||`` as on the row path. LIBMF's adaptive accumulators (per row
+        and column, over all components) are left as they are."""
+        W, Ht = self.W, self.Ht
+        if self.lam > 0:
+            a = self.cnt_r.astype(np.float64) @ (W.astype(np.float64) ** 2)
+            b = self.cnt_c.astype(np.float64) @ (Ht.astype(np.float64) ** 2)
+        else:
+            a = np.einsum("ik,ik->k", W, W, dtype=np.float64)
+            b = np.einsum("jk,jk->k", Ht, Ht, dtype=np.float64)
+        ok = (a > 0) & (b > 0) & np.isfinite(a) & np.isfinite(b)
+        d = np.where(ok, (np.where(ok, b, 1.0) / np.where(ok, a, 1.0)) ** 0.25, 1.0)
+        W *= d.astype(W.dtype)
+        Ht /= d.astype(Ht.dtype)
+        if self.gd is not None:
+            self.gd.rescale(d)
+        return d
 
     def snapshot(self):
         return (self.W.copy(), self.Ht.copy(), self.GW.copy(), self.GH.copy())
