@@ -26,14 +26,16 @@ def _is_dask(V) -> bool:
 
 def fit(V, rank, *, schedule="auto", epochs=200, batch_size="auto", init="auto", seed=None,
         W0=None, H0=None, noise_std=0.0, clip_lr=True, kappa=0.9, clip_update=None,
-        max_value=None, precondition="cd", tol=1e-4, n_iter_no_change=5, max_time=None,
+        max_value=None, precondition="cd", alpha_W=0.0, alpha_H="same", l1_ratio=0.0,
+        tol=1e-4, n_iter_no_change=5, max_time=None,
         callback=None, progress=False, schedule_every=None, schedule_loss="full",
         shuffle="rows", guard=True, balance=True, rescale_init=True, checkpoint=None,
         checkpoint_every=1, resume=None, client=None, mask=None, missing=None,
         **masked) -> FitResult:
     r"""Factorize ``V ~= W H`` (W, H >= 0) by projected stochastic gradient descent.
 
-    Minimizes :math:`\tfrac12\|V - WH\|_F^2` with row minibatches drawn without
+    Minimizes :math:`\tfrac12\|V - WH\|_F^2` (plus the L1/L2 penalties of ``alpha_W``,
+    ``alpha_H``, ``l1_ratio``) with row minibatches drawn without
     replacement in each epoch, run by the one engine (:mod:`nmf_sched.engine`; the
     update rule is in :mod:`nmf_sched.engine.precond`) whatever the data's placement:
     NumPy/SciPy/memmap on the CPU, CuPy on a GPU, a Dask array on a cluster (row
@@ -78,6 +80,20 @@ def fit(V, rank, *, schedule="auto", epochs=200, batch_size="auto", init="auto",
         divides each block's gradient by its curvature; ``"gram"`` multiplies by
         the inverse k x k Gram (``lr = 1`` is the block's Newton step; the
         projection breaks its descent guarantee, see bounds/THEORY.md).
+    alpha_W : float >= 0, default 0.0
+        Penalty on ``W``, scaled as scikit-learn's NMF scales it: the objective gains
+        :math:`n\,\alpha_W\big(\rho\|W\|_1 + \tfrac{1-\rho}{2}\|W\|_F^2\big)` (``n``
+        columns of V, ``rho = l1_ratio``). The L1 part is a proximal step (soft-threshold,
+        then project at 0); the L2 part adds ``n alpha_W (1 - rho)`` to the W rows'
+        curvature, so their ceiling becomes ``2 / (L + l2)`` in plain-SGD units
+        (bounds/THEORY.md, the proximal step). The trace's ``loss`` and the loss the
+        schedules see are the regularized objective; ``rel_error`` stays
+        ``||V - WH|| / ||V||``. Not taken with ``mask=``/``missing=`` (masked NMF has
+        its own L2 penalty ``lam``).
+    alpha_H : float >= 0 or "same", default "same"
+        Penalty on ``H`` (scaled by the ``m`` rows of V); ``"same"`` takes ``alpha_W``.
+    l1_ratio : float in [0, 1], default 0.0
+        The L1 share ``rho`` of both penalties (1: pure L1, sparse factors).
     tol : float, default 1e-4
         Stop when the best loss improved by at most ``tol`` (relative to the
         best loss) over the last ``n_iter_no_change`` epochs (0 disables).
@@ -155,7 +171,9 @@ def fit(V, rank, *, schedule="auto", epochs=200, batch_size="auto", init="auto",
                                      ("precondition", precondition, "cd"),
                                      ("schedule_loss", schedule_loss, "full"),
                                      ("shuffle", shuffle, "rows"),
-                                     ("rescale_init", rescale_init, True), ("client", client, None)):
+                                     ("rescale_init", rescale_init, True), ("client", client, None),
+                                     ("alpha_W", alpha_W, 0.0), ("alpha_H", alpha_H, "same"),
+                                     ("l1_ratio", l1_ratio, 0.0)):
             if not (value is default or value == default):
                 raise ValueError(f"{name}={value!r} is not supported with mask=/missing= "
                                  "(masked NMF); leave it at its default or call "
@@ -172,7 +190,8 @@ def fit(V, rank, *, schedule="auto", epochs=200, batch_size="auto", init="auto",
                         "need mask= or missing=; see nmf_sched.fit_masked)")
     cfg = RowConfig(epochs=epochs, batch_size=batch_size, init=init, noise_std=noise_std,
                     clip_lr=clip_lr, kappa=kappa, clip_update=clip_update, max_value=max_value,
-                    precondition=precondition, tol=tol, n_iter_no_change=n_iter_no_change,
+                    precondition=precondition, alpha_W=alpha_W, alpha_H=alpha_H,
+                    l1_ratio=l1_ratio, tol=tol, n_iter_no_change=n_iter_no_change,
                     max_time=max_time, callback=callback, progress=progress,
                     schedule_every=schedule_every, schedule_loss=schedule_loss, shuffle=shuffle,
                     guard=guard, balance=balance, rescale_init=rescale_init, checkpoint=checkpoint,

@@ -205,6 +205,13 @@ class EngineConfig(_Validating):
     checkpoint_every : int >= 1
     resume : path or None
         Continue from that checkpoint (refused if its matrix or settings differ).
+    alpha_W : float >= 0
+        Penalty strength on ``W``, scaled by ``n_features`` as scikit-learn scales it:
+        ``n alpha_W (l1_ratio ||W||_1 + (1 - l1_ratio)/2 ||W||_F^2)``.
+    alpha_H : float >= 0 or "same"
+        Penalty strength on ``H`` (scaled by ``n_samples``); ``"same"`` takes ``alpha_W``.
+    l1_ratio : float in [0, 1]
+        The L1 share of the penalties.
     """
 
     epochs: int = 200
@@ -223,10 +230,14 @@ class EngineConfig(_Validating):
     checkpoint: Any = None
     checkpoint_every: int = 1
     resume: Any = None
+    alpha_W: float = 0.0
+    alpha_H: Any = "same"
+    l1_ratio: float = 0.0
 
     @classmethod
     def _rules(cls) -> dict:
         return dict(
+            alpha_W=_real(), alpha_H=_real(words=("same",)), l1_ratio=_real(upper=1.0),
             epochs=_int(), clip_lr=check_bool, kappa=_real(positive=True), tol=_real(),
             n_iter_no_change=_int(), max_time=_real(positive=True, allow_none=True, allow_inf=True),
             callback=lambda n, v: check_callable(n, v), progress=check_bool,
@@ -240,6 +251,19 @@ class EngineConfig(_Validating):
     #: fields that only decide when a run stops or what it reports: they may change on resume
     STOP_FIELDS = ("epochs", "tol", "n_iter_no_change", "max_time", "callback", "progress",
                    "checkpoint", "checkpoint_every", "resume")
+
+    @property
+    def regularized(self) -> bool:
+        """Whether the penalties are on (some ``alpha > 0``)."""
+        aH = self.alpha_W if self.alpha_H == "same" else self.alpha_H
+        return bool(self.alpha_W or aH)
+
+    def penalty(self, m: int, n: int):
+        """The absolute penalties for ``m`` samples and ``n`` features
+        (:class:`nmf_sched.engine.penalty.Penalty`)."""
+        from .engine.penalty import Penalty
+
+        return Penalty.from_alphas(self.alpha_W, self.alpha_H, self.l1_ratio, m, n)
 
     def trajectory_settings(self) -> dict:
         """The settings that decide the path of a run (the checkpoint fingerprint)."""

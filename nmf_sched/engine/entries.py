@@ -340,7 +340,7 @@ def solve_masked(V, rank, *, mask=None, missing=None, schedule="auto", cfg: Mask
     Ht[empty_cols] = 0
     model.W, model.Ht = W, Ht
     sched = resolve(schedule, total=n_ticks(cfg, model.n_units()))
-    check_combination(sched, None, "masked")
+    check_combination(sched, None, "masked", cfg)
     fingerprint, ck = None, None
     if cfg.checkpoint is not None or cfg.resume is not None:
         import hashlib

@@ -19,12 +19,18 @@ kernel of :mod:`nmf_sched.kernels`); ``"gram"``: ``P_W = HH^T`` and ``P_H = diag
 (the full Gram metric breaks the projected H step, THEORY.md 7); ``"lipschitz"``: each
 block's gradient over its curvature; ``"none"``: plain SGD (absolute LR).
 ``Pi`` clips at 0 (and at ``max_value``); ``clip_update`` bounds every entry's change.
+
+With penalties (:mod:`nmf_sched.engine.penalty`) every gradient gains ``l2 X + l1`` (the
+proximal step of the L1 term on the orthant: soft-threshold, then project) and every Gram
+that scales a step or sets a ceiling gains ``l2 I``: ``HH^T + l2_W I`` for the W rows,
+``A + l2_H I`` and ``W^T W + l2_H I`` for the H step ("cd": ``eta / (G_cc + l2)``).
 """
 from __future__ import annotations
 
 import numpy as np
 
 from .. import bounds
+from .penalty import NO_PENALTY
 
 __all__ = ["make_preconditioner", "Preconditioner"]
 
@@ -45,18 +51,31 @@ class Preconditioner:
     #: whether the step takes one LR per factor entry (arrays shaped like the factors)
     per_entry = True
 
-    def __init__(self, backend, clip_update=None, max_value=None):
+    def __init__(self, backend, clip_update=None, max_value=None, penalty=None):
         self.be = backend
         self.xp = backend.xp
         self.clip_update = clip_update
         self.max_value = max_value
+        self.pen = NO_PENALTY if penalty is None else penalty
         self.rule_W, self.rule_H = bounds.ceiling_rule(self.name)
+
+    # -- the ridge of the L2 penalties ---------------------------------------------------
+    def _ridge_W(self, HHt):
+        return self.pen.ridge(HHt, self.pen.l2_W, self.xp)
+
+    def _ridge_H(self, G, A, dG):
+        l2 = self.pen.l2_H
+        if not l2:
+            return G, A, dG
+        r = self.pen.ridge
+        return r(G, l2, self.xp), r(A, l2, self.xp), (None if dG is None else dG + l2)
 
     # -- ceilings (without the minibatch factor; the model applies it) -----------------
     def ceiling_W(self, HHt):
-        return self.rule_W(HHt, self.xp)
+        return self.rule_W(self._ridge_W(HHt), self.xp)
 
     def ceiling_H(self, G, A, dG=None):
+        G, A, dG = self._ridge_H(G, A, dG)
         return self.rule_H(G, A, self.xp, dG)
 
     # -- steps ---------------------------------------------------------------------------
@@ -76,26 +95,31 @@ class Preconditioner:
         return Xn
 
     def grad_W(self, WB, HHt, P):
-        return WB @ HHt - P
+        """The gradient of the batch rows' objective (penalties included)."""
+        g = WB @ HHt - P
+        return self.pen.grad_W(g, WB) if self.pen.on_W else g
 
     def grad_H(self, Ht, GB, Q, scale, rest):
+        """The H gradient estimate: the batch's data term scaled by ``s``, the stale blocks'
+        exact terms (sharded), the penalties unscaled."""
         g = scale * (Ht @ GB - Q)
         if rest is not None:
             g += Ht @ rest[0] - rest[1]
-        return g
+        return self.pen.grad_H(g, Ht) if self.pen.on_H else g
 
     def step_W(self, WB, HHt, P, eta, noise, fresh):
         """The new ``W_B`` (``fresh``: ``WB`` may be overwritten)."""
         g = self.grad_W(WB, HHt, P)
         if noise is not None:
             g += noise
-        return self._apply(WB, self.direction_W(g, HHt), eta)
+        return self._apply(WB, self.direction_W(g, self._ridge_W(HHt)), eta)
 
     def step_H(self, Ht, GB, Q, eta, scale, noise, dG, G, rest):
         """The new ``H^T`` from the batch products (in place where the kernel allows)."""
         g = self.grad_H(Ht, GB, Q, scale, rest)
         if noise is not None:
             g += noise
+        G, _, dG = self._ridge_H(G, G, dG)
         return self._apply(Ht, self.direction_H(g, dG, G), eta)
 
     def direction_W(self, g, HHt):  # pragma: no cover - abstract
@@ -114,8 +138,12 @@ class CoordinateDescent(Preconditioner):
     def step_W(self, WB, HHt, P, eta, noise, fresh):
         xp = self.xp
         X = WB if fresh else WB.copy()
-        return self.be.cd(X, HHt, P, eta, 1.0, bounds.safe_diag(HHt, xp), noise,
-                          self.clip_update, self.max_value)
+        pen = self.pen
+        if not pen.on_W:
+            return self.be.cd(X, HHt, P, eta, 1.0, bounds.safe_diag(HHt, xp), noise,
+                              self.clip_update, self.max_value)
+        return self.be.cd(X, HHt, P, eta, 1.0, bounds.safe_diag(HHt, xp) + pen.l2_W, noise,
+                          self.clip_update, self.max_value, l1=pen.l1_W, l2=pen.l2_W)
 
     def step_H(self, Ht, GB, Q, eta, scale, noise, dG, G, rest):
         if rest is not None:  # stale blocks of the sharded scheme: exact, unsampled terms
@@ -123,7 +151,11 @@ class CoordinateDescent(Preconditioner):
             Q = Q + (rest[1] / scale).astype(Q.dtype)
         if hasattr(eta, "shape") and not isinstance(eta, float):
             eta = eta.astype(Ht.dtype)
-        return self.be.cd(Ht, GB, Q, eta, scale, dG, noise, self.clip_update, self.max_value)
+        pen = self.pen
+        if not pen.on_H:
+            return self.be.cd(Ht, GB, Q, eta, scale, dG, noise, self.clip_update, self.max_value)
+        return self.be.cd(Ht, GB, Q, eta, scale, dG + pen.l2_H, noise, self.clip_update,
+                          self.max_value, l1=pen.l1_H, l2=pen.l2_H)
 
 
 class Gram(Preconditioner):
@@ -174,10 +206,12 @@ class Plain(Preconditioner):
 _CLASSES = {c.name: c for c in (CoordinateDescent, Gram, Lipschitz, Plain)}
 
 
-def make_preconditioner(name, backend, *, clip_update=None, max_value=None) -> Preconditioner:
-    """The preconditioner ``name`` (one of :data:`nmf_sched.config.PRECONDITIONERS`)."""
+def make_preconditioner(name, backend, *, clip_update=None, max_value=None,
+                        penalty=None) -> Preconditioner:
+    """The preconditioner ``name`` (one of :data:`nmf_sched.config.PRECONDITIONERS`) with the
+    penalties ``penalty`` (a :class:`~nmf_sched.engine.penalty.Penalty`; None: none)."""
     try:
         cls = _CLASSES[name]
     except KeyError:
         raise ValueError(f"precondition must be one of {list(_CLASSES)}, got {name!r}") from None
-    return cls(backend, clip_update=clip_update, max_value=max_value)
+    return cls(backend, clip_update=clip_update, max_value=max_value, penalty=penalty)

@@ -91,6 +91,8 @@ class RowModel:
         self.G = self.W.T @ self.W
         self.ctl = None
         self.loss_ref = math.inf
+        self.pen = precond.pen
+        self.reg_last = 0.0   # the penalty inside the last loss computed (rel_error's data term)
 
     # ------------------------------------------------------------------ engine interface
     @property
@@ -139,16 +141,30 @@ class RowModel:
         G = self.W.T @ self.W
         return 0.5 * (self.be.vsq - 2.0 * self.be.dot(self.Ht, A) + self.be.dot(G, HHt))
 
+    def _objective(self, A=None) -> float:
+        """The exact loss (a host float, clipped at 0) plus the penalties; records the
+        penalty for :meth:`rel_error`."""
+        if not self.pen.active:
+            loss = self.be.fetch(self.exact_loss(A))[0]
+            return max(loss, 0.0) if loss == loss else loss
+        xp = self.xp
+        loss, reg = self.be.fetch(self.exact_loss(A),
+                                  self.pen.value_W(self.W, xp) + self.pen.value_H(self.Ht, xp))
+        loss = max(loss, 0.0) if loss == loss else loss
+        self.reg_last = reg
+        return loss + reg
+
     def start(self, first_unit) -> dict:
         """Loss and ceilings at the initialization (the first unit's batch)."""
-        loss = self.be.fetch(self.exact_loss())[0]
-        loss = max(loss, 0.0) if loss == loss else loss
+        loss = self._objective()
         self.loss_ref = max(loss, 1e-300)
         cW, cH = self.be.fetch(*self.initial_ceilings(first_unit))
         return {"loss": loss, "watched": loss, "rel_error": self.rel_error(loss), "cW": cW, "cH": cH}
 
     def rel_error(self, loss) -> float:
-        return math.sqrt(2 * max(loss, 0.0)) / self.vnorm if self.vnorm > 0 else math.nan
+        """``||V - WH|| / ||V||`` from a loss this model computed (its penalty removed)."""
+        data = loss - self.reg_last if self.pen.active else loss
+        return math.sqrt(2 * max(data, 0.0)) / self.vnorm if self.vnorm > 0 else math.nan
 
     def initial_ceilings(self, idx):
         """Ceilings at the current factors for the batch ``idx``."""
@@ -180,6 +196,8 @@ class RowModel:
         GB_old = WB.T @ WB
         # batch loss before the step (the smoothed-loss signal, and the divergence check)
         fB = 0.5 * (be.batch_vsq(VB, idx) - 2.0 * be.dot(WB, P) + be.dot(GB_old, HHt))
+        if self.pen.active:  # the regularized objective's unbiased batch estimate
+            fB = fB + self.pen.value_W(WB, xp) + self.pen.value_H(Ht, xp) / scale
         if be.host:
             fB = float(fB)
             if not math.isfinite(fB) or fB * scale > self.cfg.explode * self.loss_ref:
@@ -239,8 +257,7 @@ class RowModel:
         row was visited) and the accumulators; raises Diverged on a bad loss."""
         self.G = self.W.T @ self.W
         s = self.summary(acc)
-        loss = self.be.fetch(self.exact_loss(acc["A"] if complete else None))[0]
-        loss = max(loss, 0.0) if loss == loss else loss
+        loss = self._objective(acc["A"] if complete else None)
         if not self.be.host:  # the deferred per-step check (device accumulators)
             if not math.isfinite(s["fBmax"]) or s["fBmax"] > self.cfg.explode * self.loss_ref:
                 raise Diverged(f"largest scaled batch loss {s['fBmax']!r}")
@@ -253,7 +270,14 @@ class RowModel:
         """``||w_j|| = ||h_j||``: W H and the loss unchanged; removes the drift along the scale
         symmetry that gradient noise drives (THEORY.md 3.4)."""
         xp = self.xp
-        if xp is np:
+        if self.pen.active:  # the penalty's minimizer along the symmetry (never raises F)
+            W, Ht = self.W, self.Ht
+            W64, H64 = W.astype(xp.float64), Ht.astype(xp.float64)
+            d = self.pen.balance_scale(W64.sum(axis=0), (W64 * W64).sum(axis=0),
+                                       H64.sum(axis=0), (H64 * H64).sum(axis=0), xp)
+            self.W *= d.astype(W.dtype)
+            self.Ht /= d.astype(Ht.dtype)
+        elif xp is np:
             d = bounds.balance_columns(self.W, self.Ht)
         else:
             wn = xp.sqrt((self.W.astype(xp.float64) ** 2).sum(axis=0))
@@ -268,8 +292,7 @@ class RowModel:
         return d
 
     def current_loss(self) -> dict:
-        loss = self.be.fetch(self.exact_loss())[0]
-        loss = max(loss, 0.0) if loss == loss else loss
+        loss = self._objective()
         return {"loss": loss, "watched": loss, "rel_error": self.rel_error(loss)}
 
     def snapshot(self):
@@ -315,9 +338,13 @@ class RowModel:
 
         xp, be = self.xp, self.be
 
+        pen = self.pen
+
         def batch_loss(WB, Ht, VB, s, vB):
             P = be.prod_P(VB, Ht)
             val = 0.5 * s * (vB - 2.0 * be.dot(WB, P) + be.dot(WB.T @ WB, Ht.T @ Ht))
+            if pen.active:
+                val = val + s * pen.value_W(WB, xp) + pen.value_H(Ht, xp)
             return val, P
 
         def f(lr):

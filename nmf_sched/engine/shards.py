@@ -20,6 +20,11 @@ ceiling rule applies unchanged (bounds/THEORY.md 10); the row model's ``rest`` t
 ``H <- sum_i (m_i/m) H_i`` (for a fixed ``W`` the loss is convex in ``H``, so the average is
 never worse than the weighted mean of the shards' results, THEORY.md 10).
 
+Penalties (:mod:`nmf_sched.engine.penalty`, the absolute values of the whole matrix): each
+shard's steps add them as the single-machine steps do (its W rows' penalty, and H's in full:
+a local H step is a step on the full objective with the other shards frozen); the driver adds
+the penalty of ``W`` from the column sums and squared norms the shards send.
+
 With one shard this *is* the single-machine step: the same batches from the same generator,
 the same products and kernels, no stale terms; :mod:`nmf_sched.engine.dask` tests it to
 1e-10 against the host backend.
@@ -118,13 +123,14 @@ class ShardWorker:
         return np.asarray(self.V.T @ Y)
 
     # ------------------------------------------------------------------ factors
-    def setup(self, W, Ht, cfg, b, needs, seed=None):
-        """Start a row model on the shard's rows (``W``: m_i x k; ``cfg``: RowConfig)."""
+    def setup(self, W, Ht, cfg, b, needs, seed=None, penalty=None):
+        """Start a row model on the shard's rows (``W``: m_i x k; ``cfg``: RowConfig;
+        ``penalty``: the whole matrix's :class:`~nmf_sched.engine.penalty.Penalty` or None)."""
         be = HostBackend()
         cfg = cfg.replace(batch_size=int(b), callback=None, checkpoint=None, resume=None,
                           progress=False)
         pre = make_preconditioner(cfg.precondition, be, clip_update=cfg.clip_update,
-                                  max_value=cfg.max_value)
+                                  max_value=cfg.max_value, penalty=penalty)
         rng = seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
         self.model = RowModel(self.V, np.ascontiguousarray(W), np.ascontiguousarray(Ht), cfg, be,
                               pre, rng)
@@ -144,11 +150,12 @@ class ShardWorker:
         return W * d.astype(W.dtype) if d is not None else W
 
     def products(self, d=None):
-        """``(V_i^T W_i, W_i^T W_i, column sums of W_i^2)`` after a pending balancing ``d``."""
+        """``(V_i^T W_i, W_i^T W_i, column sums of W_i^2, column sums of W_i)`` after a
+        pending balancing ``d``."""
         self._scale(d)
         W = self.model.W
         return (self.model.be.full_Q(W), W.T @ W,
-                np.einsum("ij,ij->j", W, W, dtype=np.float64))
+                np.einsum("ij,ij->j", W, W, dtype=np.float64), W.sum(axis=0, dtype=np.float64))
 
     def cross(self, Ht):
         """``<W_i, V_i H^T>`` (the init rule's scale)."""
@@ -201,7 +208,8 @@ class ShardWorker:
         if msg.get("last"):
             W = mdl.W
             mdl.G = W.T @ W
-            out.update(A=acc["A"], G=mdl.G, wsq=np.einsum("ij,ij->j", W, W, dtype=np.float64))
+            out.update(A=acc["A"], G=mdl.G, wsq=np.einsum("ij,ij->j", W, W, dtype=np.float64),
+                       wsum=W.sum(axis=0, dtype=np.float64))
         return out
 
     def restore(self):
@@ -277,6 +285,8 @@ class ShardedModel:
         self.d = None            # a pending balancing, applied by the shards with the next call
         self.gd_sum = None
         self.tick_every = 1 if cfg.schedule_every else None
+        self.pen = cfg.penalty(self.m, self.n) if cfg.regularized else None
+        self.reg_last = 0.0
 
     def _set_sizes(self):
         self.sizes = [int(r.size) for r in self.rows]
@@ -301,7 +311,8 @@ class ShardedModel:
         # what a shard needs of the settings: no callback or paths (they stay on the driver)
         wcfg = self.cfg.replace(callback=None, checkpoint=None, resume=None, progress=False)
         self._all("setup", [(np.ascontiguousarray(W[r], dtype=self.dtype), Ht, wcfg, b,
-                             tuple(needs), s) for r, b, s in zip(self.rows, self.bs, seeds)])
+                             tuple(needs), s, self.pen)
+                            for r, b, s in zip(self.rows, self.bs, seeds)])
         self.Ht = Ht
         self._products()
 
@@ -316,6 +327,7 @@ class ShardedModel:
         self.A = _sum(self.A_i)
         self.G = _sum(self.G_i)
         self.wsq = _sum([p[2] for p in parts])
+        self.wsum = _sum([p[3] for p in parts])
 
     def host_factors(self):
         parts = self._all("get_W", [(self.d,)] * self.p)
@@ -367,12 +379,21 @@ class ShardedModel:
                 "step_H": acc["eH"] / nB}
 
     def rel_error(self, loss) -> float:
-        return math.sqrt(2 * max(loss, 0.0)) / self.vnorm if self.vnorm > 0 else math.nan
+        data = loss - self.reg_last if self.pen is not None else loss
+        return math.sqrt(2 * max(data, 0.0)) / self.vnorm if self.vnorm > 0 else math.nan
 
     def _loss(self):
+        """The exact loss from the shards' products, plus the penalties when on."""
         HHt = self.Ht.T @ self.Ht
         val = 0.5 * (self.vsq - 2.0 * float(np.vdot(self.Ht, self.A)) + float(np.vdot(self.G, HHt)))
-        return max(val, 0.0) if val == val else val
+        val = max(val, 0.0) if val == val else val
+        if self.pen is None:
+            return val
+        Ht = self.Ht
+        self.reg_last = self.pen.value_sums(float(self.wsum.sum()), float(self.wsq.sum()),
+                                            float(Ht.sum(dtype=np.float64)),
+                                            float(np.vdot(Ht, Ht)))
+        return val + self.reg_last
 
     def _rest(self, i):
         if self.p == 1:
@@ -435,6 +456,7 @@ class ShardedModel:
             self.G_i = [o["G"] for o in outs]
             self.A, self.G = _sum(self.A_i), _sum(self.G_i)
             self.wsq = _sum([o["wsq"] for o in outs])
+            self.wsum = _sum([o["wsum"] for o in outs])
 
     def end_epoch(self, acc, complete) -> dict:
         if not complete:
@@ -448,17 +470,23 @@ class ShardedModel:
     def balance(self):
         """``||w_j|| = ||h_j||`` from the column norms the shards sent (the shards scale their
         rows of W with their next call; the stale products follow)."""
-        wn = np.sqrt(self.wsq)
-        hn = np.sqrt(np.einsum("ij,ij->j", self.Ht, self.Ht, dtype=np.float64))
-        ok = (wn > 0) & (hn > 0) & np.isfinite(wn) & np.isfinite(hn)
-        d = np.ones_like(wn)
-        d[ok] = np.sqrt(hn[ok] / wn[ok])
+        hsq = np.einsum("ij,ij->j", self.Ht, self.Ht, dtype=np.float64)
+        if self.pen is not None:  # the penalty's minimizer along the symmetry
+            d = self.pen.balance_scale(self.wsum, self.wsq, self.Ht.sum(axis=0, dtype=np.float64),
+                                       hsq)
+        else:
+            wn = np.sqrt(self.wsq)
+            hn = np.sqrt(hsq)
+            ok = (wn > 0) & (hn > 0) & np.isfinite(wn) & np.isfinite(hn)
+            d = np.ones_like(wn)
+            d[ok] = np.sqrt(hn[ok] / wn[ok])
         self.Ht /= d.astype(self.Ht.dtype)
         self.d = d if self.d is None else self.d * d
         self.A_i = [a * d.astype(a.dtype) for a in self.A_i]
         self.G_i = [g * d[:, None] * d[None, :] for g in self.G_i]
         self.A, self.G = _sum(self.A_i), _sum(self.G_i)
         self.wsq = self.wsq * d * d
+        self.wsum = self.wsum * d
         return d
 
     def current_loss(self) -> dict:
@@ -468,11 +496,13 @@ class ShardedModel:
 
     def snapshot(self):
         self._snap_pending = True
-        return (self.Ht.copy(), list(self.A_i), list(self.G_i), self.wsq.copy(), self.d)
+        return (self.Ht.copy(), list(self.A_i), list(self.G_i), self.wsq.copy(), self.d,
+                self.wsum.copy())
 
     def restore(self, snap):
         self._all("restore", [()] * self.p)
         self.Ht, self.A_i, self.G_i, self.wsq, self.d = snap[0].copy(), snap[1], snap[2], snap[3], snap[4]
+        self.wsum = snap[5]
         self.A, self.G = _sum(self.A_i), _sum(self.G_i)
         if self.d is not None:  # the shards' snapshot was taken after that balancing
             self.d = None
@@ -547,8 +577,9 @@ def solve_sharded(V, rank, n_shards, *, schedule, cfg, seed=None, W0=None, H0=No
     model = ShardedModel(handles, cuts, (m, n), k, V.dtype, cfg, vsq, run_rng,
                          describe=f"the sharded scheme ({n_shards} shards)")
     sched = resolve(schedule, total=n_ticks(cfg, model.T))
-    check_combination(sched, None, "sharded")
+    check_combination(sched, None, "sharded", cfg)
     model.setup(W, H, tuple(getattr(sched, "needs", ()) or ()))
     settings = dict(rank=k, schedule=repr(sched), backend="sharded", n_shards=n_shards,
-                    precondition=cfg.precondition, batch_size=cfg.batch_size)
+                    precondition=cfg.precondition, batch_size=cfg.batch_size,
+                    alpha_W=cfg.alpha_W, alpha_H=cfg.alpha_H, l1_ratio=cfg.l1_ratio)
     return Engine(model, sched, cfg, run_rng, settings=settings).run()

@@ -33,8 +33,13 @@ def schedule_signature(sched) -> str:
     return re.sub(r" at 0x[0-9a-fA-F]+", "", repr(sched))
 
 
-def check_combination(schedule, precond, placement):
+def check_combination(schedule, precond, placement, cfg=None):
     """Refuse, before any work, a combination that cannot run; the error names both parts."""
+    if cfg is not None and placement == "masked" and getattr(cfg, "regularized", False):
+        raise ValueError(
+            f"alpha_W={cfg.alpha_W!r}, alpha_H={cfg.alpha_H!r} (the L1/L2 penalties of the row "
+            "paths) are not taken by the masked path, whose penalty is its own per-entry L2 "
+            "term lam; use lam= with mask=/missing=, or fit the full matrix")
     if lr_granularity(schedule) == "entry":
         if precond is not None and not precond.per_entry:
             raise ValueError(
@@ -128,7 +133,8 @@ def solve_rows(V, rank, *, schedule, cfg, seed=None, W0=None, H0=None, backend=N
             backend = HostBackend()
     placement = backend.name
     precond = make_preconditioner(cfg.precondition, backend, clip_update=cfg.clip_update,
-                                  max_value=cfg.max_value)
+                                  max_value=cfg.max_value,
+                                  penalty=cfg.penalty(m, n) if cfg.regularized else None)
     n_batches = math.ceil(m / min(cfg.batch_size, m))
     sched = resolve(schedule, total=n_ticks(cfg, n_batches))
     check_combination(sched, precond, placement)
@@ -166,6 +172,7 @@ def solve_rows(V, rank, *, schedule, cfg, seed=None, W0=None, H0=None, backend=N
                     noise_std=cfg.noise_std, clip_lr=cfg.clip_lr, kappa=cfg.kappa,
                     clip_update=cfg.clip_update, max_value=cfg.max_value,
                     precondition=cfg.precondition, tol=cfg.tol, balance=cfg.balance,
+                    alpha_W=cfg.alpha_W, alpha_H=cfg.alpha_H, l1_ratio=cfg.l1_ratio,
                     rescale_init=rescaled, sparse=is_sparse(V), dtype=str(V.dtype),
                     backend=placement)
     model = RowModel(V, W, Ht, cfg, backend, precond, run_rng)

@@ -84,7 +84,7 @@ def csr_rows_sqnorm(V):
 
 
 @jit
-def _cd_rows(X, A, P, lr, scale, diag, noise, has_noise, clip_update, max_value):
+def _cd_rows(X, A, P, lr, scale, diag, noise, has_noise, clip_update, max_value, l1, l2):
     r, k = X.shape
     # Gauss-Seidel within each row, coordinates in order 0..k-1. Rows are independent, so
     # the loop runs coordinate-major: coordinate c of every row sees the row's coordinates
@@ -92,14 +92,24 @@ def _cd_rows(X, A, P, lr, scale, diag, noise, has_noise, clip_update, max_value)
     # coordinate are independent of each other, so they pipeline instead of each waiting on
     # the previous coordinate's update (measured about 3x faster for 625 x 20).
     plain = (not has_noise) and clip_update == np.inf and max_value == np.inf
+    reg = l1 != 0.0 or l2 != 0.0
     for c in range(k):
         step = lr / diag[c]
-        if plain:  # the default: no noise, no clipping but at 0 (a tighter loop)
+        if plain and not reg:  # the default: no noise, no clipping but at 0 (a tighter loop)
             for i in range(r):
                 acc = 0.0
                 for d in range(k):
                     acc += X[i, d] * A[d, c]
                 x = X[i, c] - step * (scale * (acc - P[i, c]))
+                X[i, c] = x if x > 0.0 else 0.0
+            continue
+        if plain:  # penalties, no noise or clipping: the proximal step
+            for i in range(r):
+                acc = 0.0
+                for d in range(k):
+                    acc += X[i, d] * A[d, c]
+                xc = X[i, c]
+                x = xc - step * (scale * (acc - P[i, c]) + l2 * xc + l1)
                 X[i, c] = x if x > 0.0 else 0.0
             continue
         for i in range(r):
@@ -109,6 +119,8 @@ def _cd_rows(X, A, P, lr, scale, diag, noise, has_noise, clip_update, max_value)
             g = scale * (acc - P[i, c])
             if has_noise:
                 g += noise[i, c]
+            if reg:
+                g += l2 * X[i, c] + l1
             delta = step * g
             if delta > clip_update:
                 delta = clip_update
@@ -122,18 +134,22 @@ def _cd_rows(X, A, P, lr, scale, diag, noise, has_noise, clip_update, max_value)
             X[i, c] = x
 
 
-def cd_rows(X, A, P, lr, scale, diag, noise=None, clip_update=None, max_value=None):
-    r"""Projected coordinate-wise (Gauss–Seidel) steps on every row of ``X``, in place.
+def cd_rows(X, A, P, lr, scale, diag, noise=None, clip_update=None, max_value=None, l1=0.0,
+            l2=0.0):
+    r"""Projected (proximal) coordinate-wise Gauss–Seidel steps on every row of ``X``, in place.
 
-    Each row ``x`` of ``X`` (r x k) sees the quadratic
-    :math:`q(x) = \tfrac{s}{2} x^\top A x - s\,p^\top x` (``p`` the row of ``P``).
+    Each row ``x`` of ``X`` (r x k) sees the penalized quadratic
+    :math:`q(x) = \tfrac{s}{2} x^\top A x - s\,p^\top x + \ell_1 \textstyle\sum x
+    + \tfrac{\ell_2}{2}\|x\|^2` (``p`` the row of ``P``) on ``x >= 0``.
     For ``c = 0..k-1`` in turn, with the gradient recomputed after each change:
 
-    .. math:: x_c \leftarrow \Pi\big(x_c - \eta\,(s\,((xA)_c - p_c) + \xi_c) / d_c\big)
+    .. math:: x_c \leftarrow \Pi\big(x_c - \eta\,(s\,((xA)_c - p_c) + \ell_2 x_c + \ell_1
+              + \xi_c) / d_c\big)
 
+    (for ``x >= 0`` the L1 term is linear: soft-threshold then project is this step).
     ``Pi`` clips to ``[0, max_value]`` and the change to ``[-clip_update, clip_update]``.
-    With ``d_c = s A_cc`` and ``eta = 1`` this is exact coordinate minimization
-    (HALS); each coordinate step decreases ``q`` for ``0 < eta d_c^{-1} < 2 / (s A_cc)``.
+    With ``d_c = s A_cc + l2`` and ``eta = 1`` this is exact coordinate minimization
+    (HALS); each coordinate step decreases ``q`` for ``0 < eta / d_c < 2 / (s A_cc + l2)``.
     Rows are independent; the loop is serial on purpose: BLAS already
     uses the cores between kernel calls, and a numba thread pool next to it
     oversubscribes them (measured: 4-5 ms per call instead of 0.2 ms).
@@ -145,5 +161,6 @@ def cd_rows(X, A, P, lr, scale, diag, noise=None, clip_update=None, max_value=No
     cu = np.inf if clip_update is None else clip_update
     mv = np.inf if max_value is None else max_value
     _cd_rows(X, np.ascontiguousarray(A, dtype=X.dtype), P, dt(lr), dt(scale),
-             np.ascontiguousarray(diag, dtype=X.dtype), noise, has_noise, dt(cu), dt(mv))
+             np.ascontiguousarray(diag, dtype=X.dtype), noise, has_noise, dt(cu), dt(mv),
+             dt(l1), dt(l2))
     return X

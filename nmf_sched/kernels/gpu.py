@@ -20,7 +20,7 @@ extern "C" __global__ void cd_rows_{T}(
     {T}* __restrict__ X, const {T}* __restrict__ A, const {T}* __restrict__ P,
     const {T}* __restrict__ eta, const {T} scale, const {T}* __restrict__ diag,
     const {T}* __restrict__ noise, const int has_noise, const {T} clip_update,
-    const {T} max_value, const long long r, const int k)
+    const {T} max_value, const {T} l1, const {T} l2, const long long r, const int k)
 {{
     long long i = (long long)blockDim.x * blockIdx.x + threadIdx.x;
     if (i >= r) return;
@@ -32,6 +32,7 @@ extern "C" __global__ void cd_rows_{T}(
         for (int d = 0; d < k; ++d) g += x[d] * A[d * k + c];
         g = scale * (g - p[c]);
         if (has_noise) g += noise[i * k + c];
+        if (l1 != ({T})0 || l2 != ({T})0) g += l2 * x[c] + l1;   /* penalties: proximal step */
         {T} delta = lr * g / diag[c];
         if (delta > clip_update) delta = clip_update;
         else if (delta < -clip_update) delta = -clip_update;
@@ -56,11 +57,12 @@ def _kernel(dtype):
     return _KERNELS[name]
 
 
-def cd_rows(X, A, P, eta, scale, diag, noise=None, clip_update=None, max_value=None):
+def cd_rows(X, A, P, eta, scale, diag, noise=None, clip_update=None, max_value=None, l1=0.0,
+            l2=0.0):
     r"""Projected coordinate-wise steps on every row of ``X`` (r x k), in place, on the GPU.
 
     Same rule as :func:`nmf_sched.kernels.cpu.cd_rows`:
-    :math:`x_c \leftarrow \Pi(x_c - \eta\,(s((xA)_c - p_c) + \xi_c) / d_c)` for
+    :math:`x_c \leftarrow \Pi(x_c - \eta\,(s((xA)_c - p_c) + \ell_2 x_c + \ell_1 + \xi_c) / d_c)` for
     ``c = 0..k-1`` in turn. ``eta`` is a float or a 0-d device array (read on
     the device: no host sync). All arrays must share ``X``'s dtype
     (float32/float64); ``X`` and ``P`` must be C-contiguous (r x k).
@@ -87,5 +89,5 @@ def cd_rows(X, A, P, eta, scale, diag, noise=None, clip_update=None, max_value=N
     T = dt.type
     grid = ((r + _THREADS - 1) // _THREADS,)
     _kernel(dt)(grid, (_THREADS,), (X, A, P, eta, T(scale), diag, noise, np.int32(has_noise),
-                                     T(cu), T(mv), np.int64(r), np.int32(k)))
+                                     T(cu), T(mv), T(l1), T(l2), np.int64(r), np.int32(k)))
     return X
