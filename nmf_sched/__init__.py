@@ -5,11 +5,12 @@ The schedule decides the learning rate; the theory decides the ceiling.
 from .api import fit, fit_masked
 from .result import FitResult, Trace
 from .schedules import StepInfo, available as available_schedules, make_schedule
+from .sklearn_compat import non_negative_factorization
 
 __version__ = "0.1.0"
 
 __all__ = ["fit", "fit_masked", "FitResult", "Trace", "StepInfo", "make_schedule", "available_schedules",
-           "SGDNMF", "__version__"]
+           "SGDNMF", "non_negative_factorization", "__version__"]
 
 
 def __getattr__(name):
