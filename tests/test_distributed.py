@@ -54,6 +54,18 @@ def test_one_block_equals_the_single_machine_fit(client):
                                rtol=TOL["float64"])
 
 
+def test_the_shards_do_not_depend_on_where_dask_put_the_blocks(client):
+    """The shards depend on the blocks and the worker count only (contiguous, balanced), never
+    on where Dask placed the blocks: a seed gives the same factors run after run."""
+    V = planted_dense(m=400, n=30, k=3, noise=0.2, seed=8)
+    dV = da.from_array(V, chunks=(50, 30))
+    runs = [nmf_sched.fit(dV, 3, epochs=6, batch_size=50, tol=0, seed=2, client=client)
+            for _ in range(3)]
+    for res in runs:
+        assert res.settings["n_shards"] == 2 and res.settings["shard_rows"] == [200, 200]
+        assert np.array_equal(res.W, runs[0].W) and np.array_equal(res.H, runs[0].H)
+
+
 def test_blocks_on_two_workers_match_the_single_machine_error(client):
     V = planted_dense(m=1600, n=40, k=4, noise=0.3, seed=3)
     seen = []

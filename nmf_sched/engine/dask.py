@@ -135,6 +135,27 @@ class _Cluster:
         sizes = V.chunks[0]
         self.offsets = np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64)
 
+    def _assign(self, nb, workers, who, blocks):
+        """Blocks -> shards -> workers. The shards depend only on the blocks and the number of
+        workers (contiguous runs of blocks with balanced row counts), never on where Dask
+        happened to put the blocks, so a seed gives the same factors on every run; each shard
+        then goes to the free worker that already holds most of its rows."""
+        p = max(1, min(len(workers), nb))
+        sizes = np.diff(self.offsets).astype(np.float64)
+        mid = (self.offsets[:-1] + sizes / 2) / max(self.m, 1)
+        group = np.minimum((mid * p).astype(np.int64), p - 1)
+        free, out = list(workers), {}
+        for g in range(p):
+            ids = [i for i in range(nb) if group[i] == g]
+            if not ids:
+                continue
+            held = {w: sum(sizes[i] for i in ids if w in (who.get(blocks[i].key) or ()))
+                    for w in free}
+            addr = max(free, key=lambda w: (held[w], -free.index(w)))
+            free.remove(addr)
+            out[addr] = ids
+        return out
+
     def make_shards(self):
         """Persist ``V`` and create one shard actor per worker holding blocks of it."""
         from distributed import wait
@@ -147,14 +168,9 @@ class _Cluster:
         nb = len(self.offsets) - 1
         blocks = [keyed[(Vp.name, i, 0)] for i in range(nb)]
         who = client.who_has(blocks)
-        by_worker: dict = {}
-        for i, f in enumerate(blocks):
-            holders = sorted(who.get(f.key) or ())
-            addr = holders[0] if holders else sorted(client.scheduler_info()["workers"])[0]
-            by_worker.setdefault(addr, []).append(i)
+        by_worker = self._assign(nb, sorted(client.scheduler_info()["workers"]), who, blocks)
         handles, rows = [], []
-        for addr in sorted(by_worker):
-            ids = by_worker[addr]
+        for addr, ids in sorted(by_worker.items(), key=lambda kv: kv[1][0]):
             fut = client.submit(ShardWorker, *[blocks[i] for i in ids], actor=True,
                                 workers=[addr], allow_other_workers=False, pure=False)
             handles.append(DaskShard(fut.result(), addr))
