@@ -242,12 +242,19 @@ def initialize(V, rank, init="auto", *, seed=None, W0=None, H0=None, dtype=None,
         init = "nndsvda" if k <= min(m, n) else "random"
 
     rng = check_seed(seed)
-    mean = _total_sum(V) / (m * n)
+    return computed_init(V, k, init, rng, _total_sum(V) / (m * n), out)
+
+
+def computed_init(V, k, init, rng, mean, dtype):
+    """The computed inits ("random", "nndsvd", "nndsvda", "nndsvdar") of ``V`` (an array, or any
+    operator with ``@``, ``.T @`` and ``.shape``, e.g. the shards of a Dask run) whose mean
+    entry is ``mean``; one copy for every path."""
+    m, n = V.shape
     if init == "random":
         avg = np.sqrt(mean / k)
         H = np.abs(rng.standard_normal((k, n))) * avg
         W = np.abs(rng.standard_normal((m, k))) * avg
-        return np.ascontiguousarray(W, dtype=out), np.ascontiguousarray(H, dtype=out)
+        return np.ascontiguousarray(W, dtype=dtype), np.ascontiguousarray(H, dtype=dtype)
 
     if k > min(m, n):
         raise ValueError(
@@ -262,4 +269,4 @@ def initialize(V, rank, init="auto", *, seed=None, W0=None, H0=None, dtype=None,
         zw, zh = W == 0, H == 0
         W[zw] = np.abs(mean * rng.standard_normal(int(zw.sum())) / 100)
         H[zh] = np.abs(mean * rng.standard_normal(int(zh.sum())) / 100)
-    return np.ascontiguousarray(W, dtype=out), np.ascontiguousarray(H, dtype=out)
+    return np.ascontiguousarray(W, dtype=dtype), np.ascontiguousarray(H, dtype=dtype)

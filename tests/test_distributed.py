@@ -172,20 +172,24 @@ def test_lazy_W(client):
                         rel_tol=TOL["identity"])
 
 
-def test_a_killed_worker_is_recovered_from_the_last_checkpoint(client, tmp_path):
-    V = planted_dense(m=800, n=40, k=4, noise=0.3, seed=3)
-    dV = da.from_array(V, chunks=(200, 40))
-    killed = []
-
-    def kill_at_5(rec, W, H):
-        if rec["epoch"] == 5 and not killed:
+def _killer(client, epoch, killed):
+    """A fit callback that SIGKILLs one worker once, after ``epoch``."""
+    def callback(rec, W, H):
+        if rec["epoch"] == epoch and not killed:
             killed.append(True)
             _kill_one_worker(client)
             time.sleep(0.5)
         return False
+    return callback
 
+
+def test_a_killed_worker_is_recovered_from_the_last_checkpoint(client, tmp_path):
+    V = planted_dense(m=800, n=40, k=4, noise=0.3, seed=3)
+    dV = da.from_array(V, chunks=(200, 40))
+    killed = []
     res = nmf_sched.fit(dV, 4, epochs=12, batch_size=200, seed=0, tol=0, client=client,
-                        callback=kill_at_5, checkpoint=tmp_path / "k.npz", checkpoint_every=2)
+                        callback=_killer(client, 5, killed), checkpoint=tmp_path / "k.npz",
+                        checkpoint_every=2)
     client.wait_for_workers(2, timeout=60)
     assert killed and res.settings["recoveries"] == 1
     assert res.n_epochs == 12 and res.stop_reason == "max_epochs"
@@ -199,17 +203,9 @@ def test_a_lost_worker_without_recovery_stops_with_the_last_good_factors(client,
     V = planted_dense(m=800, n=40, k=4, noise=0.3, seed=3)
     dV = da.from_array(V, chunks=(200, 40))
     killed = []
-
-    def kill_at_3(rec, W, H):
-        if rec["epoch"] == 3 and not killed:
-            killed.append(True)
-            _kill_one_worker(client)
-            time.sleep(0.5)
-        return False
-
     with pytest.raises(WorkerLostError, match="last good factors") as err:
         nmf_sched.fit(dV, 4, epochs=12, batch_size=200, seed=0, tol=0, client=client,
-                      callback=kill_at_3)
+                      callback=_killer(client, 3, killed))
     client.wait_for_workers(2, timeout=60)
     last = err.value.result
     assert last is not None and last.n_epochs == 0  # the recovery point at the init

@@ -31,7 +31,7 @@ import numpy as np
 
 from ..bounds import rescale_balance
 from ..data import check_rank, check_seed
-from ..init import _EXACT_MAX_DIM, _EXACT_MAX_ENTRIES, _nndsvd, initialize
+from ..init import _EXACT_MAX_DIM, _EXACT_MAX_ENTRIES, computed_init, initialize
 from ..schedules.base import resolve
 from .checkpoint import check_fingerprint, read_checkpoint
 from .control import ShardLost
@@ -237,24 +237,7 @@ def _init(cluster, handles, rows, k, cfg, init_rng, stats, W0, H0):
             W, H, _ = rescale_balance(Vh, W, H)
         return W, H, bool(cfg.rescale_init)
     op = _Operator(handles, rows, (m, n), dtype)
-    mean = stats["sum"] / (m * n)
-    rng = check_seed(init_rng)
-    if init == "random":
-        avg = np.sqrt(mean / k)
-        H = np.abs(rng.standard_normal((k, n))) * avg
-        W = np.abs(rng.standard_normal((m, k))) * avg
-    else:
-        if k > min(m, n):
-            raise ValueError(f"init={init!r} needs rank <= min(m, n) = {min(m, n)}; got rank={k}")
-        W, H = _nndsvd(op, k, rng)
-        if init == "nndsvda":
-            W[W == 0] = mean
-            H[H == 0] = mean
-        elif init == "nndsvdar":
-            zw, zh = W == 0, H == 0
-            W[zw] = np.abs(mean * rng.standard_normal(int(zw.sum())) / 100)
-            H[zh] = np.abs(mean * rng.standard_normal(int(zh.sum())) / 100)
-    W, H = np.ascontiguousarray(W, dtype=dtype), np.ascontiguousarray(H, dtype=dtype)
+    W, H = computed_init(op, k, init, check_seed(init_rng), stats["sum"] / (m * n), dtype)
     if cfg.rescale_init:
         W, H, _ = rescale_balance(None, W, H, VHt=op @ np.ascontiguousarray(H.T))
     return W, H, bool(cfg.rescale_init)
