@@ -38,6 +38,19 @@ def test_rows_products_match_reference(rng, dtype):
                                rtol=tol)
 
 
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_dense_and_sparse_row_norms_are_the_same_bits(dtype):
+    """A matrix and its CSR copy: the same ||v_i||^2 to the bit (no fast-math, column order),
+    which is what makes dense and sparse fits agree (tests/test_sklearn_nmf.py)."""
+    from nmf_sched.kernels.cpu import dense_rows_sqnorm
+
+    D = _csr(60, 45, 0.3, 4, dtype).toarray()
+    D[7] = 0
+    got = dense_rows_sqnorm(D)
+    np.testing.assert_array_equal(got, csr_rows_sqnorm(sp.csr_matrix(D)))
+    np.testing.assert_allclose(got, (D.astype(np.float64) ** 2).sum(axis=1), rtol=TOL["float64"])
+
+
 def test_rows_products_reuse_out_buffer(rng):
     V = _csr(20, 10, 0.3, 2)
     rows = np.arange(20)

@@ -21,7 +21,8 @@ import numpy as np
 
 from ..backend import is_sparse
 from ..kernels.cpu import cd_rows as cpu_cd_rows
-from ..kernels.cpu import csr_rows_matmul, csr_rows_sqnorm, csr_rows_tmatmul, gather_rows
+from ..kernels.cpu import (csr_rows_matmul, csr_rows_sqnorm, csr_rows_tmatmul, dense_rows_sqnorm,
+                           gather_rows)
 from ..objective import sqnorm, vt_dot
 
 __all__ = ["HostBackend", "DeviceBackend"]
@@ -43,15 +44,16 @@ class HostBackend:
         self.sparse = is_sparse(V)
         self.full_batch = batch_size >= self.m
         self.b = min(batch_size, self.m)
-        self.vsq = sqnorm(V)
-        if self.sparse:
-            self.row_sq = csr_rows_sqnorm(V)
-        elif type(V) is np.ndarray and not self.full_batch:
-            # in-memory dense: row norms once, so a batch's ||V_B||^2 is a gather of b numbers
-            # (memmaps skip this: it would be one more pass over the file)
-            self.row_sq = np.einsum("ij,ij->i", V, V, dtype=np.float64)
-        else:
+        if self.sparse or type(V) is np.ndarray:
+            # in memory: row norms once, so a batch's ||V_B||^2 is a gather of b numbers; the
+            # dense and the sparse kernels sum each row in column order without fast-math, so
+            # a matrix and its CSR copy give the same ||V||^2 to the bit (the losses the
+            # schedules compare then differ only by the products' summation order)
+            self.row_sq = csr_rows_sqnorm(V) if self.sparse else dense_rows_sqnorm(V)
+            self.vsq = float(self.row_sq.sum())
+        else:  # memmaps skip this: it would be one more pass over the file
             self.row_sq = None
+            self.vsq = sqnorm(V)
         self.buf = None
         self.noise_std = float(noise_std)
         self.rng = rng

@@ -15,3 +15,9 @@ def jit(fn):
     """Compile ``fn`` with the project's JIT options."""
     return njit(**JIT_OPTIONS)(fn)
 
+
+
+def jit_strict(fn):
+    """Compile ``fn`` without fast-math: sums in the written order, so a dense row and the
+    stored entries of its sparse copy give the same bits (the zeros add exactly nothing)."""
+    return njit(nogil=True, cache=True)(fn)
