@@ -19,6 +19,8 @@ from nmf_sched.bounds import (
     rescale_balance, step_ceilings,
 )
 
+from conftest import TOL
+
 SETTINGS = settings(max_examples=40, deadline=None)
 
 
@@ -107,10 +109,12 @@ def test_block_curvature_matches_brute_force(seed, shape):
     # and the bound is attained along the top eigenvector
     u = np.linalg.eigh(H @ H.T)[1][:, -1]
     D = np.outer(rng.standard_normal(m), u)
-    assert _quad_form(lambda X: f(V, X, H), W, D) / np.sum(D * D) == pytest.approx(LW, rel=1e-4)
+    q = _quad_form(lambda X: f(V, X, H), W, D) / np.sum(D * D)
+    assert q == pytest.approx(LW, rel=TOL["fd"])
     u = np.linalg.eigh(W.T @ W)[1][:, -1]
     D = np.outer(u, rng.standard_normal(n))
-    assert _quad_form(lambda X: f(V, W, X), H, D) / np.sum(D * D) == pytest.approx(LH, rel=1e-4)
+    q = _quad_form(lambda X: f(V, W, X), H, D) / np.sum(D * D)
+    assert q == pytest.approx(LH, rel=TOL["fd"])
 
 
 def test_gradient_lipschitz_constant_brute_force():
@@ -148,7 +152,7 @@ def test_gauss_newton_part_of_the_joint_hessian_has_normalized_top_eigenvalue_tw
     LW, LH = block_curvatures(W, H)
     m, n = V.shape
     A = np.kron(np.eye(m), H.T @ H) / LW + np.kron(W @ W.T, np.eye(n)) / LH
-    assert lmax(A) == pytest.approx(2.0, rel=1e-10)
+    assert lmax(A) == pytest.approx(2.0, rel=TOL["float64"])
 
 
 def test_batch_curvature_brute_force_and_bounds():
@@ -160,7 +164,7 @@ def test_batch_curvature_brute_force_and_bounds():
     top = np.argsort(np.einsum("ij,ij->i", W, W))[-8:]
     assert 5 * lmax(W[top].T @ W[top]) <= bc["bound"] * (1 + 1e-12)
     full = bounds.batch_curvatures(W, 10**6)
-    assert full["max"] == pytest.approx(lmax(W.T @ W))
+    assert full["max"] == pytest.approx(lmax(W.T @ W), rel=TOL["float64"])
 
 
 @SETTINGS
@@ -195,7 +199,7 @@ def _rank_one_epoch_rho(M, mu_W, mu_H):
 @pytest.mark.parametrize("M", [1, 2, 3, 5, 10, 40])
 def test_minibatch_factor_is_the_rank_one_edge(M):
     mu = minibatch_factor(M)
-    assert mu == pytest.approx((M + 1) / (2 * M))
+    assert mu == pytest.approx((M + 1) / (2 * M), rel=TOL["exact"])
     if M > 1:
         assert _rank_one_epoch_rho(M, mu * 0.98, mu * 0.98) < 1
         assert _rank_one_epoch_rho(M, mu * 1.02, mu * 1.02) > 1
@@ -237,12 +241,14 @@ def test_step_ceilings_default_is_unchanged_and_sequential_applies_the_factor():
     W, H = rng.random((50, 4)), rng.random((4, 30))
     HHt, GB = H @ H.T, W[:10].T @ W[:10]
     cW, cH = step_ceilings(HHt, GB, 5.0)
-    assert cW == pytest.approx(2 / lmax(HHt)) and cH == pytest.approx(2 / (5 * lmax(GB)))
+    assert cW == pytest.approx(2 / lmax(HHt), rel=TOL["exact"])
+    assert cH == pytest.approx(2 / (5 * lmax(GB)), rel=TOL["exact"])
     sW, sH = step_ceilings(HHt, GB, 5.0, coupling="sequential")
-    assert sW == pytest.approx(0.6 * cW) and sH == pytest.approx(0.6 * cH)
-    assert bounds.ceiling_W(HHt, 5.0) == pytest.approx(sW)
-    assert bounds.ceiling_W(HHt, 1.0) == pytest.approx(cW)
-    assert bounds.ceiling_W(HHt, 5.0, precondition="gram") == pytest.approx(1.2)
+    assert sW == pytest.approx(0.6 * cW, rel=TOL["exact"])
+    assert sH == pytest.approx(0.6 * cH, rel=TOL["exact"])
+    assert bounds.ceiling_W(HHt, 5.0) == pytest.approx(sW, rel=TOL["exact"])
+    assert bounds.ceiling_W(HHt, 1.0) == pytest.approx(cW, rel=TOL["exact"])
+    assert bounds.ceiling_W(HHt, 5.0, precondition="gram") == pytest.approx(1.2, rel=TOL["exact"])
     with pytest.raises(ValueError, match="coupling"):
         step_ceilings(HHt, GB, 5.0, coupling="bogus")
 
@@ -252,7 +258,7 @@ def test_step_ceilings_default_is_unchanged_and_sequential_applies_the_factor():
 # ---------------------------------------------------------------------------
 def test_noise_adjusted():
     assert noise_adjusted(2.0, 1.0, 0.0) == 2.0
-    assert noise_adjusted(2.0, 1.0, 1.0) == pytest.approx(1.0)
+    assert noise_adjusted(2.0, 1.0, 1.0) == pytest.approx(1.0, rel=TOL["exact"])
     assert noise_adjusted(2.0, 0.0, 1.0) == 0.0
     assert noise_adjusted(2.0, 3.0, 1.0) < 2.0
     with pytest.raises(ValueError):
@@ -295,7 +301,7 @@ def test_noise_floor_matches_simulation():
             excess.append(0.5 * np.sum(X * (G @ X)))
     sim = np.mean(excess)
     exact = noise_floor(eta, L, sigma ** 2 * k * n, curvatures=np.repeat(lam, n))
-    assert sim == pytest.approx(exact, rel=0.1)
+    assert sim == pytest.approx(exact, rel=TOL["monte_carlo"])
     assert eta * sigma ** 2 * k * n / 4 <= exact <= noise_floor(eta, L, sigma ** 2 * k * n)
     assert noise_floor(2.0 / L, L, 1.0) == math.inf
     assert noise_floor(2.0 / L, L, 0.0) == 0.0
@@ -314,7 +320,7 @@ def test_sampling_variance_formula_matches_enumeration():
         B = list(B)
         gB = (m / b) * (W[B].T @ W[B] @ H - W[B].T @ V[B])
         vals.append(np.sum((gB - g) ** 2))
-    assert rep.sampling_var_H == pytest.approx(np.mean(vals), rel=1e-8)
+    assert rep.sampling_var_H == pytest.approx(np.mean(vals), rel=TOL["float64_paths"])
 
 
 # ---------------------------------------------------------------------------
@@ -340,7 +346,7 @@ def test_gram_safe_ceiling_gives_a_euclidean_contraction():
             X, Y = rng.standard_normal((4, 5)), rng.standard_normal((4, 5))
             assert np.linalg.norm(T(X) - T(Y)) <= np.linalg.norm(X - Y) * (1 + 1e-12)
     # W block: A = P, so the ceiling is 2 and the projected step contracts towards the clipped LS
-    assert gram_safe_ceiling(G, G, 1.0) == pytest.approx(2.0)
+    assert gram_safe_ceiling(G, G, 1.0) == pytest.approx(2.0, rel=TOL["float64"])
 
 
 def test_gram_projected_step_converges_to_clipped_least_squares_not_nnls():
@@ -353,7 +359,7 @@ def test_gram_projected_step_converges_to_clipped_least_squares_not_nnls():
     for _ in range(300):
         x = np.maximum(x - 1.0 * ((x @ P - v @ H.T) @ np.linalg.inv(P)), 0)
     x_ls = np.linalg.solve(P, H @ v)
-    assert np.allclose(x, np.maximum(x_ls, 0))
+    assert np.allclose(x, np.maximum(x_ls, 0), rtol=TOL["float64"], atol=TOL["float64_abs"])
     from scipy.optimize import nnls
 
     x_nnls = nnls(H.T, v)[0]
@@ -366,8 +372,9 @@ def test_gram_projected_step_converges_to_clipped_least_squares_not_nnls():
 def test_rescale_balance():
     V, W, H = _problem(5, 30, 20, 3)
     W2, H2, alpha = rescale_balance(V, 40 * W, H)
-    assert np.allclose(W2 @ H2, alpha * 40 * W @ H)
-    assert np.allclose(np.linalg.norm(W2, axis=0), np.linalg.norm(H2, axis=1))
+    assert np.allclose(W2 @ H2, alpha * 40 * W @ H, rtol=TOL["float64"], atol=TOL["float64_abs"])
+    assert np.allclose(np.linalg.norm(W2, axis=0), np.linalg.norm(H2, axis=1),
+                       rtol=TOL["float64"], atol=TOL["float64_abs"])
     assert f(V, W2, H2) <= 0.5 * np.sum(V ** 2)
     for eps in (0.99, 1.01):
         assert f(V, W2, H2) <= f(V, eps * W2, H2)
@@ -378,8 +385,9 @@ def test_balance_columns_in_place_keeps_the_product():
     W, Ht = 50 * W, np.ascontiguousarray(H.T) / 50
     P = W @ Ht.T
     bounds.balance_columns(W, Ht)
-    assert np.allclose(W @ Ht.T, P)
-    assert np.allclose(np.linalg.norm(W, axis=0), np.linalg.norm(Ht, axis=0))
+    assert np.allclose(W @ Ht.T, P, rtol=TOL["float64"], atol=TOL["float64_abs"])
+    assert np.allclose(np.linalg.norm(W, axis=0), np.linalg.norm(Ht, axis=0),
+                       rtol=TOL["float64"], atol=TOL["float64_abs"])
 
 
 @pytest.mark.parametrize("a", [1e-3, 0.5, 7.0, 1e4])
@@ -389,25 +397,26 @@ def test_scaling_laws(a):
     ra = report(a * V, 3, W=np.sqrt(a) * W, H=np.sqrt(a) * H, batch_size=10,
                 noise_std=0.1 * a ** 1.5)
     for q in ("L_W", "L_H", "L_H_batch_max", "residual_norm"):
-        assert getattr(ra, q) == pytest.approx(a * getattr(r1, q), rel=1e-9)
+        assert getattr(ra, q) == pytest.approx(a * getattr(r1, q), rel=TOL["float64_paths"])
     for c in ("ceiling_W", "ceiling_H", "ceiling_H_batch", "ceiling_W_seq", "ceiling_H_seq",
               "ceiling_joint", "ceiling", "lr0", "ceiling_W_noise", "ceiling_H_noise"):
-        assert getattr(ra, c) == pytest.approx(getattr(r1, c) / a, rel=1e-9)
+        assert getattr(ra, c) == pytest.approx(getattr(r1, c) / a, rel=TOL["float64_paths"])
     for c in ("ceiling_W_gram", "ceiling_H_gram", "ceiling_H_gram_safe", "minibatch_factor",
               "joint_fraction", "rel_error", "ceiling_H_lipschitz", "alpha_opt", "balance"):
-        assert getattr(ra, c) == pytest.approx(getattr(r1, c), rel=1e-8)
+        assert getattr(ra, c) == pytest.approx(getattr(r1, c), rel=TOL["float64_paths"])
     # gauge W -> gW, H -> H/g: L_W / g^2, L_H g^2
     g = 3.0
     rg = report(V, 3, W=g * W, H=H / g, batch_size=10)
-    assert rg.L_W == pytest.approx(r1.L_W / g ** 2) and rg.L_H == pytest.approx(r1.L_H * g ** 2)
+    assert rg.L_W == pytest.approx(r1.L_W / g ** 2, rel=TOL["float64"])
+    assert rg.L_H == pytest.approx(r1.L_H * g ** 2, rel=TOL["float64"])
 
 
 def test_scaling_law_through_the_init_rule():
     V, _, _ = _problem(8, 40, 25, 3)
     a = 9.0
     r1, ra = report(V, 3, init="nndsvd"), report(a * V, 3, init="nndsvd")
-    assert ra.ceiling_W == pytest.approx(r1.ceiling_W / a, rel=1e-6)
-    assert ra.ceiling_H == pytest.approx(r1.ceiling_H / a, rel=1e-6)
+    assert ra.ceiling_W == pytest.approx(r1.ceiling_W / a, rel=TOL["svd"])
+    assert ra.ceiling_H == pytest.approx(r1.ceiling_H / a, rel=TOL["svd"])
 
 
 # ---------------------------------------------------------------------------
@@ -422,8 +431,8 @@ def test_report_dense_sparse_agree_and_is_serializable():
     rs = report(sp.csr_array(V), 4, W=W, H=H, batch_size=12, seed=1, clip=2.0, entry=True)
     for q in ("L_W", "L_H", "residual_norm", "grad_W_sq", "grad_H_sq", "sampling_var_H",
               "L_H_batch_max", "ceiling", "ceiling_global_joint"):
-        assert getattr(rs, q) == pytest.approx(getattr(rd, q), rel=1e-9)
-    assert rd.residual_norm == pytest.approx(np.linalg.norm(V - W @ H), rel=1e-9)
+        assert getattr(rs, q) == pytest.approx(getattr(rd, q), rel=TOL["float64_paths"])
+    assert rd.residual_norm == pytest.approx(np.linalg.norm(V - W @ H), rel=TOL["float64_paths"])
     assert rs.entry["ceiling_joint"] <= rs.entry["ceiling_w"]
     d = json.loads(json.dumps(rs.as_dict()))
     assert d["shape"] == [60, 40] and d["sparse"] is True
@@ -440,13 +449,16 @@ def test_report_binding_ceiling_and_units():
     V, W, H = _problem(10, 50, 30, 3)
     for pre in ("none", "lipschitz", "gram", "cd"):
         r = report(V, 3, W=W, H=H, batch_size=10, precondition=pre, kappa=0.4)
-        assert r.lr0 == pytest.approx(0.4 * r.ceiling)
+        assert r.lr0 == pytest.approx(0.4 * r.ceiling, rel=TOL["exact"])
     r = report(V, 3, W=W, H=H, batch_size=10, precondition="cd")
-    assert r.ceiling == pytest.approx(r.minibatch_factor * min(2.0, r.ceiling_H_cd))
+    assert r.ceiling == pytest.approx(r.minibatch_factor * min(2.0, r.ceiling_H_cd),
+                                      rel=TOL["exact"])
     r = report(V, 3, W=W, H=H, batch_size=10)
-    assert r.ceiling == pytest.approx(r.minibatch_factor * min(r.ceiling_W, r.ceiling_H_batch))
+    assert r.ceiling == pytest.approx(r.minibatch_factor * min(r.ceiling_W, r.ceiling_H_batch),
+                                      rel=TOL["exact"])
     full = report(V, 3, W=W, H=H, batch_size=50)
-    assert full.minibatch_factor == 1.0 and full.ceiling_H_batch == pytest.approx(full.ceiling_H)
+    assert full.minibatch_factor == 1.0
+    assert full.ceiling_H_batch == pytest.approx(full.ceiling_H, rel=TOL["exact"])
     assert full.sampling_var_H == 0.0
 
 
@@ -502,7 +514,7 @@ def test_cli_bound_json_on_npy(digits_files, capsys):
     d = json.loads(out)
     assert d["shape"] == [1797, 64] and d["rank"] == 8 and d["batch_size"] == 100
     assert d["ceiling"] > 0 and d["ceiling_global_W"] > 0 and d["assumptions"]
-    assert d["minibatch_factor"] == pytest.approx(0.5 * (1 + 100 / 1797))
+    assert d["minibatch_factor"] == pytest.approx(0.5 * (1 + 100 / 1797), rel=TOL["exact"])
 
 
 def test_cli_bound_table_on_csv(digits_files, capsys):

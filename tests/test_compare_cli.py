@@ -10,6 +10,8 @@ import nmf_sched  # noqa: E402
 from nmf_sched import cli, datasets  # noqa: E402
 from nmf_sched.commands.compare import results_table, split_schedules  # noqa: E402
 
+from conftest import TOL  # noqa: E402
+
 
 def test_split_schedules():
     assert split_schedules("auto,greedy,0.5") == ["auto", "greedy", 0.5]
@@ -39,8 +41,8 @@ def test_compare_runs_each_schedule_like_fit(tmp_path, capsys):
     # each row is exactly what nmf_sched.fit gives with the same settings
     ref = nmf_sched.fit(V, 5, schedule=0.3, epochs=4, seed=2, tol=0.0)
     row = info["runs"][2]
-    assert row["rel_error"] == pytest.approx(ref.rel_error, rel=1e-12)
-    assert info["traces"]["constant(0.3)"]["rel_error"][-1] == pytest.approx(ref.rel_error, rel=1e-12)
+    assert row["rel_error"] == pytest.approx(ref.rel_error, rel=TOL["exact"])
+    assert info["traces"]["constant(0.3)"]["rel_error"][-1] == pytest.approx(ref.rel_error, rel=TOL["exact"])
     # same seed: the same initial error for every schedule
     starts = {t["rel_error"][0] for t in info["traces"].values()}
     assert len(starts) == 1

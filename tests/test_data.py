@@ -10,6 +10,8 @@ from nmf_sched.data import (
     load_matrix, row_sqnorms, sqnorm,
 )
 
+from conftest import TOL
+
 
 @pytest.fixture
 def rng():
@@ -59,7 +61,7 @@ def test_memmap_chunked_scan(tmp_path, V, monkeypatch):
     with pytest.raises(ValueError, match=r"NaN.*row 6"):
         check_matrix(np.load(path, mmap_mode="r"))
     assert np.isclose(sqnorm(np.load(tmp_path / "neg.npy", mmap_mode="r")[:-1]),
-                      (V[:-1] ** 2).sum())
+                      (V[:-1] ** 2).sum(), rtol=TOL["float64"], atol=0)
 
 
 @pytest.mark.parametrize("dtype,expected", [
@@ -75,7 +77,7 @@ def test_dtype_rules(V, dtype, expected):
 def test_dtype_override_and_fortran(V):
     out = check_matrix(np.asfortranarray(V), dtype=np.float32)
     assert out.dtype == np.float32 and out.flags.c_contiguous
-    np.testing.assert_allclose(out, V, rtol=1e-6)
+    np.testing.assert_allclose(out, V, rtol=TOL["io_f32"])
     with pytest.raises(TypeError, match="dtype"):
         check_matrix(V, dtype=np.int32)
 
@@ -99,7 +101,7 @@ def test_sparse_formats_to_csr(rng, fmt):
     S = sp.random(20, 10, density=0.3, random_state=0, format=fmt)
     out = check_matrix(S)
     assert isinstance(out, sp.csr_array) and out.has_canonical_format
-    np.testing.assert_allclose(out.toarray(), S.toarray())
+    np.testing.assert_allclose(out.toarray(), S.toarray(), rtol=TOL["exact"])
 
 
 def test_sparse_duplicates_summed_input_untouched():
@@ -251,7 +253,7 @@ def test_load_npz_sparse_and_dense(tmp_path, V):
     sp.save_npz(p, S)
     out = load_matrix(p)
     assert sp.issparse(out) and out.format == "csr"
-    np.testing.assert_allclose(out.toarray(), S.toarray())
+    np.testing.assert_allclose(out.toarray(), S.toarray(), rtol=TOL["exact"])
     p1 = tmp_path / "one.npz"
     np.savez(p1, anything=V)
     np.testing.assert_array_equal(load_matrix(p1), V)
@@ -270,7 +272,7 @@ def test_load_csv(tmp_path, V, header):
     np.savetxt(p, V, delimiter=",", header="a,b,c,d,e" if header else "",
                comments="")
     out = load_matrix(p)
-    np.testing.assert_allclose(out, V, rtol=1e-15)
+    np.testing.assert_allclose(out, V, rtol=TOL["ulp"])
     assert out.dtype == np.float64
 
 
@@ -286,10 +288,10 @@ def test_load_mtx(tmp_path, V):
     scipy.io.mmwrite(p, S)
     out = load_matrix(p)
     assert isinstance(out, sp.csr_array)
-    np.testing.assert_allclose(out.toarray(), S.toarray())
+    np.testing.assert_allclose(out.toarray(), S.toarray(), rtol=TOL["exact"])
     pd = tmp_path / "d.mtx"
     scipy.io.mmwrite(pd, V)
-    np.testing.assert_allclose(load_matrix(pd), V)
+    np.testing.assert_allclose(load_matrix(pd), V, rtol=TOL["exact"])
 
 
 def test_load_bad_files(tmp_path):
@@ -325,11 +327,11 @@ def test_row_sqnorms_dense_sparse(rng, monkeypatch):
     monkeypatch.setattr(D, "CHUNK_BYTES", 3 * 7 * 4)  # several blocks
     out = row_sqnorms(A)
     assert out.dtype == np.float64
-    np.testing.assert_allclose(out, ref, rtol=1e-6)
+    np.testing.assert_allclose(out, ref, rtol=TOL["io_f32"])
     for fmt in ("csr", "csc", "coo"):
         np.testing.assert_allclose(row_sqnorms(sp.csr_matrix(A).asformat(fmt)), ref,
-                                   rtol=1e-6)
+                                   rtol=TOL["io_f32"])
     dup = sp.coo_matrix(([1.0, 2.0], ([0, 0], [1, 1])), shape=(2, 2))
-    np.testing.assert_allclose(row_sqnorms(dup), [9.0, 0.0])
-    assert np.isclose(sqnorm(A), ref.sum())
+    np.testing.assert_allclose(row_sqnorms(dup), [9.0, 0.0], rtol=TOL["exact"])
+    assert np.isclose(sqnorm(A), ref.sum(), rtol=TOL["float64"], atol=0)
     assert isinstance(sqnorm(sp.csr_matrix(A)), float)

@@ -6,6 +6,8 @@ import scipy.sparse as sp
 from nmf_sched import datasets as ds
 from nmf_sched.data import check_matrix
 
+from conftest import TOL
+
 
 def _assert_nonneg_dense(X, shape):
     assert isinstance(X, np.ndarray) and X.shape == shape
@@ -31,7 +33,7 @@ def test_planted_dense(dist):
 
 def test_planted_noiseless_exact():
     P = ds.planted(20, 10, 3, noise=0.0, seed=0)
-    np.testing.assert_allclose(P.V, P.W @ P.H)
+    np.testing.assert_allclose(P.V, P.W @ P.H, rtol=TOL["float64"])
 
 
 def test_planted_deterministic():
@@ -56,8 +58,8 @@ def test_planted_float32():
 def test_planted_condition(condition):
     P = ds.planted(200, 50, 6, seed=2, condition=condition)
     s = np.linalg.svd(P.W, compute_uv=False)
-    assert s[0] / s[-1] == pytest.approx(condition, rel=1e-6)
-    assert P.cond_W == pytest.approx(condition, rel=1e-6)
+    assert s[0] / s[-1] == pytest.approx(condition, rel=TOL["svd"])
+    assert P.cond_W == pytest.approx(condition, rel=TOL["svd"])
     assert f"{condition:g}" in P.describe()
 
 
@@ -65,16 +67,17 @@ def test_planted_sparse():
     P = ds.planted(300, 200, 5, seed=3, density=0.05, noise=0.0)
     V = P.V
     assert isinstance(V, sp.csr_array) and V.has_canonical_format
-    assert V.nnz == pytest.approx(0.05 * 300 * 200, rel=0.01)
+    assert V.nnz == pytest.approx(0.05 * 300 * 200, rel=TOL["density"])
     rows, cols = V.nonzero()
-    np.testing.assert_allclose(V.data, np.einsum("ij,ji->i", P.W[rows], P.H[:, cols]))
+    np.testing.assert_allclose(V.data, np.einsum("ij,ji->i", P.W[rows], P.H[:, cols]),
+                               rtol=TOL["float64"])
     assert "sparse" in P.describe()
     check_matrix(V)
 
 
 def test_planted_sparse_large_is_cheap():
     V = ds.planted(20000, 10000, 8, seed=0, density=0.001).V  # 2e8 cells, 2e5 kept
-    assert V.shape == (20000, 10000) and V.nnz == pytest.approx(2e5, rel=0.01)
+    assert V.shape == (20000, 10000) and V.nnz == pytest.approx(2e5, rel=TOL["density"])
 
 
 @pytest.mark.parametrize("kw,exc,match", [
@@ -105,11 +108,11 @@ def test_tfidf_properties():
     X = ds.sparse_tfidf(20000, 5000, density=0.005, rank=10, seed=0)
     assert isinstance(X, sp.csr_array) and X.shape == (20000, 5000)
     assert X.has_canonical_format
-    assert X.nnz / X.shape[0] / X.shape[1] == pytest.approx(0.005, rel=0.05)
+    assert X.nnz / X.shape[0] / X.shape[1] == pytest.approx(0.005, rel=TOL["density"])
     assert X.data.min() > 0
     norms = np.sqrt(np.bincount(np.repeat(np.arange(X.shape[0]), np.diff(X.indptr)),
                                 weights=X.data ** 2, minlength=X.shape[0]))
-    np.testing.assert_allclose(norms, 1.0)
+    np.testing.assert_allclose(norms, 1.0, rtol=TOL["float64"])
     # Zipf-like popularity: the top 1% of terms hold a large share of entries
     df = np.sort(np.bincount(X.indices, minlength=5000))[::-1]
     assert df[:50].sum() > 0.2 * df.sum()
@@ -148,8 +151,8 @@ def test_camera_patches():
     _assert_nonneg_dense(X, (253 ** 2, 64))
     assert X.max() <= 1
     img = skd.camera() / 255.0
-    np.testing.assert_allclose(X[1].reshape(8, 8), img[0:8, 2:10])
-    np.testing.assert_allclose(X[253].reshape(8, 8), img[2:10, 0:8])
+    np.testing.assert_allclose(X[1].reshape(8, 8), img[0:8, 2:10], rtol=TOL["exact"])
+    np.testing.assert_allclose(X[253].reshape(8, 8), img[2:10, 0:8], rtol=TOL["exact"])
     assert ds.camera_patches(patch=4, step=100).shape == (36, 16)
     with pytest.raises(ValueError, match="patch"):
         ds.camera_patches(patch=0)

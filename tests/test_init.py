@@ -7,6 +7,8 @@ from nmf_sched import init as I
 from nmf_sched.datasets import planted
 from nmf_sched.init import INITS, initialize, randomized_svd
 
+from conftest import TOL
+
 RULES = ["random", "nndsvd", "nndsvda", "nndsvdar"]
 
 
@@ -85,9 +87,9 @@ def test_matches_sklearn(V, init):
     nmf = pytest.importorskip("sklearn.decomposition._nmf")
     W, H = initialize(V, 5, init, seed=0)
     Wr, Hr = nmf._initialize_nmf(V, 5, init=init, random_state=0)
-    np.testing.assert_allclose(W, Wr, rtol=1e-6, atol=1e-8)
-    np.testing.assert_allclose(H, Hr, rtol=1e-6, atol=1e-8)
-    assert abs(_relerr(V, W, H) - _relerr(V, Wr, Hr)) < 1e-6 * _relerr(V, Wr, Hr)
+    np.testing.assert_allclose(W, Wr, rtol=TOL["svd"], atol=TOL["svd_abs"])
+    np.testing.assert_allclose(H, Hr, rtol=TOL["svd"], atol=TOL["svd_abs"])
+    assert abs(_relerr(V, W, H) - _relerr(V, Wr, Hr)) < TOL["svd"] * _relerr(V, Wr, Hr)
 
 
 def test_nndsvdar_fills_small(V):
@@ -102,8 +104,9 @@ def test_nndsvdar_fills_small(V):
 def test_randomized_svd_matches_exact(V):
     U, s, Vt = randomized_svd(V, 5, np.random.default_rng(0))
     s_ref = np.linalg.svd(V, compute_uv=False)[:5]
-    np.testing.assert_allclose(s, s_ref, rtol=1e-8)
-    np.testing.assert_allclose(np.abs(U.T @ U), np.eye(5), atol=1e-10)
+    np.testing.assert_allclose(s, s_ref, rtol=TOL["float64_paths"])
+    np.testing.assert_allclose(np.abs(U.T @ U), np.eye(5), rtol=TOL["float64_paths"],
+                               atol=TOL["float64_paths_abs"])
 
 
 def test_sparse_nndsvd_no_densify(monkeypatch):
@@ -129,7 +132,7 @@ def test_large_dense_uses_randomized(monkeypatch, P):
     W, H = initialize(P.V, 5, "nndsvd", seed=0)
     monkeypatch.undo()
     Wr, Hr = initialize(P.V, 5, "nndsvd", seed=0)
-    np.testing.assert_allclose(W, Wr, rtol=1e-6, atol=1e-8)
+    np.testing.assert_allclose(W, Wr, rtol=TOL["svd"], atol=TOL["svd_abs"])
 
 
 def test_memmap_input(tmp_path, V):
@@ -166,7 +169,7 @@ def test_custom(V):
     for init in ("custom", "auto"):
         W, H = initialize(V.astype(np.float32), 5, init, W0=W0, H0=H0)
         assert W.dtype == np.float32 and W.flags.c_contiguous
-        np.testing.assert_allclose(W, W0, rtol=1e-6)
+        np.testing.assert_allclose(W, W0, rtol=TOL["io_f32"])
         assert not np.shares_memory(W, W0)
     W, H = initialize(V, 5, "custom", W0=W0.tolist(), H0=H0)
     W[0, 0] = 123.0

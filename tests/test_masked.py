@@ -45,8 +45,8 @@ def test_sgd_kernel_matches_reference(bsize):
     Wr, Hr = masked_sgd_epoch(rows, cols, vals, order, W, Ht, 0.05, 0.1)
     W2, H2 = W.copy(), Ht.copy()
     sse = sgd_entries(rows, cols, vals, blocks, ptr, W2, H2, 0.05, 0.1)
-    np.testing.assert_allclose(W2, Wr, rtol=TOL["float64"], atol=1e-12)
-    np.testing.assert_allclose(H2, Hr, rtol=TOL["float64"], atol=1e-12)
+    np.testing.assert_allclose(W2, Wr, rtol=TOL["float64"], atol=TOL["float64_abs"])
+    np.testing.assert_allclose(H2, Hr, rtol=TOL["float64"], atol=TOL["float64_abs"])
     assert sse > 0 and (W2 >= 0).all() and (H2 >= 0).all()
 
 
@@ -58,7 +58,7 @@ def test_sgd_kernel_projects():
     sgd_entries(rows, cols, vals, blocks, np.arange(len(vals) + 1), W2, H2, 2.0, 0.0)
     Wr, Hr = masked_sgd_epoch(rows, cols, vals, list(blocks), W, Ht, 2.0, 0.0)
     assert (W2 == 0).any()
-    np.testing.assert_allclose(W2, Wr, rtol=TOL["float64"], atol=1e-12)
+    np.testing.assert_allclose(W2, Wr, rtol=TOL["float64"], atol=TOL["float64_abs"])
 
 
 def test_adaptive_kernel_matches_reference():
@@ -70,7 +70,7 @@ def test_adaptive_kernel_matches_reference():
     sgd_entries_adaptive(rows, cols, vals, blocks, np.arange(len(vals) + 1), W2, H2, 0.1, 0.05,
                          GW, GH)
     for a, b in ((W2, Wr), (H2, Hr), (GW, GWr), (GH, GHr)):
-        np.testing.assert_allclose(a, b, rtol=TOL["float64"], atol=1e-12)
+        np.testing.assert_allclose(a, b, rtol=TOL["float64"], atol=TOL["float64_abs"])
 
 
 def test_sse_and_rmse():
@@ -88,7 +88,8 @@ def test_ceiling_matches_entry_curvature():
     LW = max(np.linalg.eigvalsh(np.outer(h, h) + lam * np.eye(4)).max() for h in H.T)
     LH = max(np.linalg.eigvalsh(np.outer(w, w) + lam * np.eye(4)).max() for w in W)
     cW, cH = masked_block_ceilings(W, H, lam)
-    assert math.isclose(cW, 2 / LW, rel_tol=1e-10) and math.isclose(cH, 2 / LH, rel_tol=1e-10)
+    assert math.isclose(cW, 2 / LW, rel_tol=TOL["float64"])
+    assert math.isclose(cH, 2 / LH, rel_tol=TOL["float64"])
     assert masked_ceiling(W, H, lam) == min(cW, cH)
 
 
@@ -242,7 +243,7 @@ def test_cd_rows_kernel_matches_reference():
         W2 = W.copy()
         cd_rows_masked(A.indptr, A.indices, A.data, W2, Ht, lr, 0.1, 1)
         np.testing.assert_allclose(W2, masked_cd_rows(V, M, W, Ht, lr, 0.1), rtol=TOL["float64"],
-                                   atol=1e-12)
+                                   atol=TOL["float64_abs"])
         assert (W2[2] == W[2]).all()
 
 

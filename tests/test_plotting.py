@@ -11,7 +11,7 @@ pytest.importorskip("matplotlib")
 import nmf_sched  # noqa: E402
 from nmf_sched.plotting import plot_schedules, plot_traces, trace_columns  # noqa: E402
 
-from conftest import planted_dense  # noqa: E402
+from conftest import TOL, planted_dense  # noqa: E402
 
 PNG = b"\x89PNG\r\n\x1a\n"
 
@@ -48,7 +48,7 @@ def test_plot_traces_accepts_traces_results_and_json(results, tmp_path, x):
     for obj in (res, res.trace, from_json):
         fig = plot_traces({"r": obj}, x=x)
         xs = fig.axes[0].lines[0].get_xdata()
-        np.testing.assert_allclose(xs, res.trace.column(x))
+        np.testing.assert_allclose(xs, res.trace.column(x), rtol=TOL["exact"])
     plot_traces(res, tmp_path / "single.png")  # one run without a name
     assert (tmp_path / "single.png").exists()
 
@@ -75,9 +75,9 @@ def test_plot_schedules_png(tmp_path):
                          ticks=40, path=path, title="schedules")
     (ax,) = fig.axes
     lines = {ln.get_label(): ln for ln in ax.lines}
-    np.testing.assert_allclose(lines["constant"].get_ydata(), 0.5)
+    np.testing.assert_allclose(lines["constant"].get_ydata(), 0.5, rtol=TOL["exact"])
     step = lines["step"].get_ydata()
-    assert step[0] == 1.0 and step[-1] == pytest.approx(0.125)
+    assert step[0] == 1.0 and step[-1] == pytest.approx(0.125, rel=TOL["exact"])
     assert "ceiling" in lines
     assert path.read_bytes()[:8] == PNG
 
@@ -122,8 +122,10 @@ def test_plot_trace_grid_panels_colours_and_png(results, tmp_path):
     assert ax_loss.get_yscale() == "log"
     # one LR line and one ceiling line per run; one loss line per run
     assert len(ax_lr.lines) == 2 * len(results) and len(ax_loss.lines) == len(results)
-    np.testing.assert_allclose(ax_loss.lines[0].get_ydata(), results["auto"].trace.column("rel_error"))
-    np.testing.assert_allclose(ax_lr.lines[0].get_ydata()[1:], results["auto"].trace.column("lr_H")[1:])
+    np.testing.assert_allclose(ax_loss.lines[0].get_ydata(),
+                               results["auto"].trace.column("rel_error"), rtol=TOL["exact"])
+    np.testing.assert_allclose(ax_lr.lines[0].get_ydata()[1:],
+                               results["auto"].trace.column("lr_H")[1:], rtol=TOL["exact"])
     # the same run has the same colour in every panel
     colour = {ln.get_label(): ln.get_color() for ln in fig.axes[2].lines}
     p2 = {ln.get_label(): ln.get_color() for ln in fig.axes[3].lines}
@@ -131,7 +133,8 @@ def test_plot_trace_grid_panels_colours_and_png(results, tmp_path):
     assert [t.get_text() for t in ax_lr.get_legend().get_texts()] == list(results)
     fig = plot_trace_grid({"p": results}, ceiling=False, x="step", loss="loss", first=1)
     assert len(fig.axes) == 2 and len(fig.axes[0].lines) == len(results)
-    np.testing.assert_allclose(fig.axes[1].lines[0].get_xdata(), results["auto"].trace.column("step")[1:])
+    np.testing.assert_allclose(fig.axes[1].lines[0].get_xdata(),
+                               results["auto"].trace.column("step")[1:], rtol=TOL["exact"])
 
 
 def test_plot_trace_grid_bad_input(results):
@@ -164,14 +167,15 @@ def test_plot_edges_families_medians_infinite_and_png(tmp_path):
     assert ax.get_yscale() == "log"
     assert [t.get_text() for t in ax.get_xticklabels()] == ["a", "b"]
     # the ceiling line y = 1 is drawn
-    assert any(np.allclose(ln.get_ydata(), 1.0) for ln in ax.lines)
+    assert any(np.allclose(ln.get_ydata(), 1.0, rtol=TOL["exact"], atol=0) for ln in ax.lines)
     pts = np.vstack([c.get_offsets() for c in ax.collections
                      if c.__class__.__name__ == "PathCollection" and len(c.get_offsets())])
     ys = sorted(pts[:, 1])
-    assert ys[:4] == [0.7, 1.2, 1.4, 2.0] and ys[-1] == pytest.approx(1.3 * 8.0)  # inf drawn above
+    assert ys[:4] == [0.7, 1.2, 1.4, 2.0]
+    assert ys[-1] == pytest.approx(1.3 * 8.0, rel=TOL["exact"])  # inf drawn above
     meds = [c for c in ax.collections if c.__class__.__name__ == "LineCollection"]
     assert len(meds) == 2
-    assert meds[0].get_segments()[0][0][1] == pytest.approx(1.4)
+    assert meds[0].get_segments()[0][0][1] == pytest.approx(1.4, rel=TOL["exact"])
     fig = plot_edges(recs, keys=("edge", "fail_edge"))
     assert len([c for c in fig.axes[0].collections if c.__class__.__name__ == "LineCollection"]) == 4
 

@@ -13,6 +13,8 @@ import pytest
 from nmf_sched import schedules as S
 from nmf_sched.schedules.base import _REGISTRY, StepInfo, available, make_schedule
 
+from conftest import TOL
+
 MY_CLASSES = [S.Constant, S.StepDecay, S.Exponential, S.InverseTime, S.Polynomial, S.Linear,
               S.Cosine, S.Warmup, S.Chain, S.ReduceLROnPlateau, S.GreedyLR]
 
@@ -229,7 +231,7 @@ def test_docstring_lr_table(cls):
         sched = eval(ctor, namespace)  # the constructor written above the table
         got, expected = _table_lrs(sched, rows, header)
         for t in expected:
-            assert got[t] == pytest.approx(expected[t], rel=0, abs=1e-6), (ctor, t)
+            assert got[t] == pytest.approx(expected[t], rel=0, abs=TOL["printed"]), (ctor, t)
 
 
 # hand-written again here, independent of the docstring parser
@@ -255,7 +257,7 @@ def test_classic_values(sched, expected):
     for t in range(len(expected)):
         state = sched.update(state, StepInfo(step=t, epoch=t, loss=None, ceiling=None, tick=t))
         got.append(sched.lr(state))
-    assert got == pytest.approx(expected, rel=1e-12, abs=1e-15)
+    assert got == pytest.approx(expected, rel=TOL["exact"], abs=TOL["ulp"])
 
 
 # ----------------------------------------------------------------------------
@@ -270,11 +272,11 @@ def test_bound_resolves_at_tick0_and_raises_before(name):
     with pytest.raises(ValueError, match="bound"):
         sched.lr(state)
     state = sched.update(state, StepInfo(0, 0, loss=1.0, ceiling=4.0, tick=0))
-    assert sched.lr(state) == pytest.approx(2.0)
+    assert sched.lr(state) == pytest.approx(2.0, rel=TOL["exact"])
     # the base is fixed at tick 0: a later ceiling does not move tick-function schedules
     if name in ("constant", "step"):
         state = sched.update(state, StepInfo(1, 1, loss=1.0, ceiling=100.0, tick=1))
-        assert sched.lr(state) == pytest.approx(2.0)
+        assert sched.lr(state) == pytest.approx(2.0, rel=TOL["exact"])
 
 
 def test_bound_without_ceiling_raises():
@@ -319,7 +321,7 @@ def test_warmup_passes_total_to_inner_spec():
     state = w.init()
     for t in range(5):
         state = w.update(state, StepInfo(t, t, None, None, tick=t))
-    assert w.lr(state) == pytest.approx(0.0, abs=1e-15)
+    assert w.lr(state) == pytest.approx(0.0, abs=TOL["ulp"])
 
 
 def test_chain_segments_restart_clock_and_bound():
@@ -342,7 +344,7 @@ def test_chain_open_last_segment_gets_remaining_total():
     for t in range(7):
         state = chain.update(state, StepInfo(t, t, None, None, tick=t))
         lrs.append(chain.lr(state))
-    assert lrs == pytest.approx([0.1, 0.1, 1.0, 0.75, 0.5, 0.25, 0.0])
+    assert lrs == pytest.approx([0.1, 0.1, 1.0, 0.75, 0.5, 0.25, 0.0], rel=TOL["exact"])
 
 
 def test_chain_needs_union():
@@ -385,7 +387,7 @@ def test_plateau_rel_threshold_and_nan():
 def test_plateau_max_mode_and_min_lr():
     p = S.ReduceLROnPlateau(lr=1.0, mode="max", factor=0.1, patience=0, min_lr=0.05)
     out, _ = _drive(p, [0.5, 0.6, 0.6, 0.6, 0.6])
-    assert out == pytest.approx([1.0, 1.0, 0.1, 0.05, 0.05])
+    assert out == pytest.approx([1.0, 1.0, 0.1, 0.05, 0.05], rel=TOL["exact"])
 
 
 def test_plateau_eps_blocks_small_reductions():

@@ -28,8 +28,8 @@ def test_full_batch_plain_is_projected_gradient_descent(small_dense):
     res = nmf_sched.fit(V, 5, schedule=lr, W0=W0, H0=H0, batch_size=V.shape[0], epochs=15,
                         precondition="none", clip_lr=False, tol=0, balance=False)
     Wr, Hr = pgd_full_batch(V, W0, H0, lr, 15)
-    np.testing.assert_allclose(res.W, Wr, rtol=TOL["float64"], atol=1e-12)
-    np.testing.assert_allclose(res.H, Hr, rtol=TOL["float64"], atol=1e-12)
+    np.testing.assert_allclose(res.W, Wr, rtol=TOL["float64"], atol=TOL["float64_abs"])
+    np.testing.assert_allclose(res.H, Hr, rtol=TOL["float64"], atol=TOL["float64_abs"])
     assert res.n_epochs == 15 and res.n_steps == 15
 
 
@@ -39,8 +39,8 @@ def test_full_batch_gram_matches_reference(small_dense):
     res = nmf_sched.fit(V, 5, schedule=0.7, W0=W0, H0=H0, batch_size=10**6, epochs=8,
                         precondition="gram", clip_lr=False, tol=0, balance=False)
     Wr, Hr = pgd_full_batch_gram(V, W0, H0, 0.7, 8)
-    np.testing.assert_allclose(res.W, Wr, rtol=1e-7, atol=1e-10)
-    np.testing.assert_allclose(res.H, Hr, rtol=1e-7, atol=1e-10)
+    np.testing.assert_allclose(res.W, Wr, rtol=TOL["gram"], atol=TOL["float64_paths_abs"])
+    np.testing.assert_allclose(res.H, Hr, rtol=TOL["gram"], atol=TOL["float64_paths_abs"])
 
 
 @pytest.mark.parametrize("precondition", ["none", "lipschitz", "gram"])
@@ -52,7 +52,8 @@ def test_trace_loss_is_the_exact_loss(small_dense, precondition, batch_size):
     exact = ref_loss(V, res.W, res.H)
     assert res.trace[-1]["loss"] == pytest.approx(exact, rel=TOL["identity"])
     assert res.loss == pytest.approx(exact, rel=TOL["identity"])
-    assert res.rel_error == pytest.approx(math.sqrt(2 * exact) / np.linalg.norm(V), rel=1e-8)
+    assert res.rel_error == pytest.approx(math.sqrt(2 * exact) / np.linalg.norm(V),
+                                          rel=TOL["identity"])
     assert (res.W >= 0).all() and (res.H >= 0).all()
 
 
@@ -70,11 +71,12 @@ def test_sparse_and_dense_take_the_same_path(small_dense):
     kw = dict(seed=5, epochs=5, batch_size=25, init="random", tol=0)
     d = nmf_sched.fit(V, 4, **kw)
     s = nmf_sched.fit(sp.csr_matrix(V), 4, **kw)
-    np.testing.assert_allclose(s.W, d.W, rtol=1e-8, atol=1e-10)
-    np.testing.assert_allclose(s.H, d.H, rtol=1e-8, atol=1e-10)
+    np.testing.assert_allclose(s.W, d.W, rtol=TOL["float64_paths"], atol=TOL["float64_paths_abs"])
+    np.testing.assert_allclose(s.H, d.H, rtol=TOL["float64_paths"], atol=TOL["float64_paths_abs"])
     for fmt in ("csc", "coo"):
         r = nmf_sched.fit(sp.csr_matrix(V).asformat(fmt), 4, **kw)
-        np.testing.assert_allclose(r.W, d.W, rtol=1e-8, atol=1e-10)
+        np.testing.assert_allclose(r.W, d.W, rtol=TOL["float64_paths"],
+                                   atol=TOL["float64_paths_abs"])
 
 
 def test_float32_stays_float32_and_agrees_with_float64(small_dense):
@@ -82,7 +84,7 @@ def test_float32_stays_float32_and_agrees_with_float64(small_dense):
     r32 = nmf_sched.fit(small_dense.astype(np.float32), 4, **kw)
     r64 = nmf_sched.fit(small_dense, 4, **kw)
     assert r32.W.dtype == np.float32 and r32.H.dtype == np.float32
-    assert r32.rel_error == pytest.approx(r64.rel_error, rel=1e-3)
+    assert r32.rel_error == pytest.approx(r64.rel_error, rel=TOL["float32_fit"])
     r32s = nmf_sched.fit(sp.csr_matrix(small_dense.astype(np.float32)), 4, **kw)
     assert r32s.W.dtype == np.float32
 
@@ -120,12 +122,12 @@ def test_clip_lr_caps_the_step_at_kappa_times_ceiling(small_dense):
     res = nmf_sched.fit(small_dense, 4, schedule=1e6, precondition="none", batch_size=10**6,
                         epochs=5, kappa=0.8, seed=0, tol=0)
     for row in res.trace[1:]:
-        assert row["step_W"] == pytest.approx(0.8 * row["ceiling_W"], rel=1e-12)
-        assert row["step_H"] == pytest.approx(0.8 * row["ceiling_H"], rel=1e-12)
+        assert row["step_W"] == pytest.approx(0.8 * row["ceiling_W"], rel=TOL["exact"])
+        assert row["step_H"] == pytest.approx(0.8 * row["ceiling_H"], rel=TOL["exact"])
         assert row["lr_W"] == 1e6
     # and below the ceiling the schedule's LR is used as is
     small = nmf_sched.fit(small_dense, 4, schedule=1e-6, precondition="none", epochs=3, seed=0)
-    assert all(r["step_W"] == pytest.approx(1e-6) for r in small.trace[1:])
+    assert all(r["step_W"] == pytest.approx(1e-6, rel=TOL["exact"]) for r in small.trace[1:])
     assert res.stop_reason != "diverged"
 
 
@@ -145,7 +147,7 @@ def test_guard_off_stops_at_first_divergence_with_last_good_factors(small_dense)
                         guard=False, epochs=20, seed=0)
     assert res.stop_reason == "diverged"
     assert np.isfinite(res.W).all() and np.isfinite(res.H).all()
-    assert res.loss == pytest.approx(ref_loss(small_dense, res.W, res.H), rel=1e-8)
+    assert res.loss == pytest.approx(ref_loss(small_dense, res.W, res.H), rel=TOL["identity"])
 
 
 def test_stop_reasons(small_dense):
@@ -169,7 +171,7 @@ def test_stop_reasons(small_dense):
 def test_noise_changes_the_path_but_stays_stable(small_dense):
     a = nmf_sched.fit(small_dense, 4, epochs=10, seed=0, tol=0)
     b = nmf_sched.fit(small_dense, 4, epochs=10, seed=0, tol=0, noise_std=0.05)
-    assert not np.allclose(a.W, b.W)
+    assert not np.allclose(a.W, b.W, rtol=TOL["differs"], atol=0)
     assert np.isfinite(b.loss) and b.loss < b.trace[0]["loss"]
 
 
@@ -191,7 +193,7 @@ def test_per_block_and_per_entry_learning_rates(small_dense):
     kw = dict(epochs=4, seed=0, tol=0, precondition="gram")
     a = nmf_sched.fit(small_dense, 4, schedule=PerEntry(), **kw)
     b = nmf_sched.fit(small_dense, 4, schedule=0.5, **kw)
-    np.testing.assert_allclose(a.W, b.W, rtol=1e-12)
+    np.testing.assert_allclose(a.W, b.W, rtol=TOL["exact"])
     with pytest.raises(ValueError, match="per-entry"):
         nmf_sched.fit(small_dense, 4, schedule=PerEntry(), epochs=1, precondition="cd")
 
@@ -237,14 +239,15 @@ def test_balance_every_epoch_keeps_the_loss_and_equalizes_components(small_dense
     wn, hn = np.linalg.norm(on.W, axis=0), np.linalg.norm(on.H, axis=1)
     live = (wn > 0) & (hn > 0)
     assert live.any()
-    np.testing.assert_allclose(wn[live], hn[live], rtol=1e-9)
+    np.testing.assert_allclose(wn[live], hn[live], rtol=TOL["float64_paths"])
     off = nmf_sched.fit(small_dense, 4, balance=False, **kw)
     # balancing after an epoch changes W and H but not W H (nor the recorded loss of that epoch)
     one_on = nmf_sched.fit(small_dense, 4, **{**kw, "epochs": 1})
     one_off = nmf_sched.fit(small_dense, 4, balance=False, **{**kw, "epochs": 1})
-    np.testing.assert_allclose(one_on.W @ one_on.H, one_off.W @ one_off.H, rtol=1e-10, atol=1e-12)
-    assert one_on.loss == pytest.approx(one_off.loss, rel=1e-10)
-    assert not np.allclose(one_on.W, one_off.W)
+    np.testing.assert_allclose(one_on.W @ one_on.H, one_off.W @ one_off.H, rtol=TOL["float64"],
+                               atol=TOL["float64_abs"])
+    assert one_on.loss == pytest.approx(one_off.loss, rel=TOL["float64"])
+    assert not np.allclose(one_on.W, one_off.W, rtol=TOL["differs"], atol=0)
     assert np.isfinite(off.loss) and on.settings["balance"] and not off.settings["balance"]
 
 
@@ -262,7 +265,7 @@ def test_rescale_init_rule(small_dense):
     # W0/H0 are the user's: never rescaled
     W0, H0 = _init(V, 4)
     res = nmf_sched.fit(V, 4, W0=W0, H0=H0, epochs=1)
-    assert res.trace[0]["loss"] == pytest.approx(ref_loss(V, W0, H0), rel=1e-10)
+    assert res.trace[0]["loss"] == pytest.approx(ref_loss(V, W0, H0), rel=TOL["identity"])
     assert not res.settings["rescale_init"]
     with pytest.raises(TypeError, match="rescale_init"):
         nmf_sched.fit(V, 4, rescale_init="yes")
@@ -281,4 +284,4 @@ def test_minibatch_coupling_factor_in_the_recorded_ceilings(small_dense, precond
         f = 0.5 * (1 + smallest_batch / m)
         # the W ceiling in a dimensionless unit is 2 per block, times the coupling factor
         # (the worst batch of the epoch: the smallest)
-        assert res.trace[1]["ceiling_W"] == pytest.approx(2.0 * f, rel=1e-12)
+        assert res.trace[1]["ceiling_W"] == pytest.approx(2.0 * f, rel=TOL["exact"])

@@ -57,10 +57,11 @@ def test_hf_baselines_are_hf_formulas(kind):
 
 def test_greedy_settings_of_the_paper():
     name, kw = bench_dnn.greedy_spec("greedy_paper", 2e-3)
-    assert name == "greedy" and kw["min_lr"] == pytest.approx(2e-4)  # 0.1 x the initial LR
+    assert name == "greedy"
+    assert kw["min_lr"] == pytest.approx(2e-4, rel=TOL["exact"])  # 0.1 x the initial LR
     assert (kw["patience"], kw["window"], kw["factor"], kw["threshold_mode"]) == (10, 50, 0.95, "abs")
     _, ours = bench_dnn.greedy_spec("greedy_ours", 2e-3)
-    assert ours["max_lr"] == pytest.approx(2e-3 * bench_dnn.GREEDY_OURS_MAX)
+    assert ours["max_lr"] == pytest.approx(2e-3 * bench_dnn.GREEDY_OURS_MAX, rel=TOL["exact"])
 
 
 @pytest.mark.parametrize("a, b, rule, want", [
@@ -76,9 +77,9 @@ def test_rates_count_the_paper_figures():
             {"checkpoint": 100, "abs": "tie", "rel": "worse", "strictly_lower": False, "clear_win": False},
             {"checkpoint": 10, "abs": "worse", "rel": "worse", "strictly_lower": False, "clear_win": False}]
     r = bench_dnn.rates(rows)
-    assert r["as_good_or_better_abs"] == pytest.approx(2 / 3)
-    assert r["as_good_or_better_rel"] == pytest.approx(1 / 3)
-    assert r["better_final"] == 0.5 and r["clear_wins"] == pytest.approx(1 / 3)
+    assert r["as_good_or_better_abs"] == pytest.approx(2 / 3, rel=TOL["exact"])
+    assert r["as_good_or_better_rel"] == pytest.approx(1 / 3, rel=TOL["exact"])
+    assert r["better_final"] == 0.5 and r["clear_wins"] == pytest.approx(1 / 3, rel=TOL["exact"])
 
 
 def test_workloads_are_seeded_and_learn():

@@ -59,7 +59,7 @@ def test_sgd_lr_follows_baydin_rule(variant, beta):
         want.append(lr)
     assert [r[0] for r in got] == pytest.approx(want, rel=TOL["float64"])
     assert got[0] == [0.05] and got[-1][0] > 0.05  # consistent gradients: the LR grew
-    assert torch.allclose(x.detach(), xr, rtol=1e-10)
+    assert torch.allclose(x.detach(), xr, rtol=TOL["float64"], atol=TOL["float64_abs"])
 
 
 def test_adamw_uses_the_displacement():
@@ -85,7 +85,8 @@ def test_adamw_uses_the_displacement():
         ref.step()
         prev = (before - y.detach()) / lr
         assert opt.lrs()[0] == pytest.approx(lr, rel=TOL["float64"])
-    assert lr != 0.01 and torch.allclose(x.detach(), y.detach(), rtol=1e-10)
+    assert lr != 0.01
+    assert torch.allclose(x.detach(), y.detach(), rtol=TOL["float64"], atol=TOL["float64_abs"])
 
 
 def test_shared_and_per_group():
@@ -99,7 +100,7 @@ def test_shared_and_per_group():
         (_loss(xs[0], A, b) + _loss(xs[1], A, 2 * b)).backward()
         shared.step()
     lrs = shared.lrs()
-    assert lrs[1] == pytest.approx(lrs[0] / 4) and lrs[0] != 0.04
+    assert lrs[1] == pytest.approx(lrs[0] / 4, rel=TOL["exact"]) and lrs[0] != 0.04
     assert [g["lr"] for g in shared.param_groups] == lrs
     xs = [torch.zeros(5, dtype=torch.float64, requires_grad=True) for _ in range(2)]
     each = HypergradientOptimizer(mk(), per_group=True)
@@ -109,7 +110,7 @@ def test_shared_and_per_group():
         (_loss(xs[0], A, b) + _loss(xs[1], A, 2 * b)).backward()
         each.step()
     r = each.lrs()
-    assert r[1] != pytest.approx(r[0] / 4)  # independent LRs: the ratio drifted
+    assert r[1] != pytest.approx(r[0] / 4, rel=TOL["differs"])  # independent LRs: the ratio drifted
 
 
 def test_bounds_and_bad_arguments():

@@ -18,6 +18,8 @@ from nmf_sched.rl.dnn_policy import (DNN_POLICY_PATH, MULT, N_OBS, RATIO_RANGE, 
                                      load_dnn_policy, tick_stats)
 from nmf_sched.torch import LossScheduleLR, ScheduleLR  # noqa: E402
 
+from conftest import TOL  # noqa: E402
+
 
 def test_env_passes_check_env_and_splits_are_disjoint():
     from gymnasium.utils.env_checker import check_env
@@ -35,12 +37,12 @@ def test_env_passes_check_env_and_splits_are_disjoint():
 def test_observation_is_scale_free_and_actions_bounded():
     a = dnn_observation(np.log([2.0, 1.5, 1.2]), 0.3, 0.05, 0.5, 3)
     b = dnn_observation(np.log([2e3, 1.5e3, 1.2e3]), 0.3, 0.05, 0.5, 3)
-    np.testing.assert_allclose(a, b, atol=1e-6)
+    np.testing.assert_allclose(a, b, rtol=0, atol=TOL["io_f32"])  # float32 observations
     assert a.shape == (N_OBS,) and a.dtype == np.float32
     assert apply_action(1.0, [5.0]) == (MULT, 1.0)
     assert apply_action(RATIO_RANGE[0], -1.0)[0] == RATIO_RANGE[0]
     mean, noise = tick_stats([1.0, 3.0, float("nan")])
-    assert mean == 2.0 and noise == pytest.approx(0.5)
+    assert mean == 2.0 and noise == pytest.approx(0.5, rel=TOL["exact"])
 
 
 def test_env_episode_and_policy_through_schedulelr_make_the_same_decisions():
@@ -59,7 +61,8 @@ def test_env_episode_and_policy_through_schedulelr_make_the_same_decisions():
         env_lrs.append(info["lr"])
         total_r, n = total_r + r, n + 1
     assert n == 5 and not trunc
-    assert math.isclose(total_r, env.all_logs[0] - env.all_logs[-1] - (env.all_logs[-1] - min(env.all_logs)))
+    logs = env.all_logs
+    assert math.isclose(total_r, logs[0] - logs[-1] - (logs[-1] - min(logs)), rel_tol=TOL["exact"])
     run = task.run()
     total = 6 * task.every
     sched = ScheduleLR(run.opt, DNNPolicy(lr=task.lr, total=total, n_ticks=6))
@@ -69,7 +72,7 @@ def test_env_episode_and_policy_through_schedulelr_make_the_same_decisions():
         if t % task.every == 0:
             lrs.append(run.lr)
         sched.step(run.train_step())
-    assert lrs == pytest.approx(env_lrs, rel=1e-12)
+    assert lrs == pytest.approx(env_lrs, rel=TOL["exact"])
     assert len(set(np.round(lrs, 12))) > 1  # the policy did move the LR
     state = json.loads(json.dumps(sched.state_dict()))  # JSON-able
     assert state["schedule_states"][0]["k"] == 6
@@ -124,5 +127,5 @@ def test_dnn_train_tiny_and_numpy_forward_matches_sb3(tmp_path):
     for _ in range(5):
         o = rng.uniform(-2, 2, size=N_OBS).astype(np.float32)
         want = float(np.clip(model.predict(o, deterministic=True)[0][0], -1, 1))
-        assert policy_forward(params, o) == pytest.approx(want, abs=1e-5)
+        assert policy_forward(params, o) == pytest.approx(want, abs=TOL["float32_op"])
     assert main(["--timesteps", "0"]) == 2
