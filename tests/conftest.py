@@ -52,6 +52,17 @@ TOL = {
                           # formula
     "differs": 1e-6,      # asserting two runs differ (not allclose / !=): the smallest relative
                           # difference that counts
+    # scikit-learn's NMF tests (tests/test_sklearn_nmf.py)
+    "dense_sparse": 1e-7,  # a fit of X and of its CSR/CSC copy: scikit-learn's rtol, met (same
+                           # ||X||^2 bits from both kernels; W through the final NNLS products)
+    "sgd_exact_zero": 1e-12,  # absolute: an exact planted zero reached by SGD + projection
+    "sgd_float32_vs_64": 5e-2,  # absolute, W of size 1: float32 against float64 SGDNMF, whose
+                                # greedy LR and tol stop see float32-rounded losses (measured
+                                # 1.3e-2; scikit-learn's CD asserts 1e-5)
+    "reg_vs_sklearn": 1e-2,  # a regularized fit's objective against scikit-learn CD's (same
+                             # alpha): the 1% goal
+    "margin": 1e-9,       # one-sided round-off margin: a step against its recorded ceiling,
+                          # values that went through different float64 paths
 }
 
 

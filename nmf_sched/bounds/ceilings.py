@@ -10,7 +10,7 @@ import math
 import numpy as np
 
 __all__ = [
-    "lmax", "gen_lmax", "safe_diag", "ceiling_rule", "block_ceilings", "CEILING_RULES", "minibatch_factor", "coupling_stable", "ceiling_W", "step_ceilings",
+    "lmax", "gen_lmax", "safe_diag", "ceiling_rule", "ridge", "block_ceilings", "CEILING_RULES", "minibatch_factor", "coupling_stable", "ceiling_W", "step_ceilings",
     "noise_adjusted", "noise_floor", "joint_ceiling", "joint_fraction", "clip_ceilings",
     "gram_safe_ceiling", "PRECONDITIONERS", "COUPLINGS", "REPORT_UNITS",
 ]
@@ -124,6 +124,10 @@ def _plain_W(HHt, xp):
 #: ``W(HHt, xp)`` for the W rows (any batch: rows decouple) and ``H(G, A, xp)`` for the H step
 #: on the curvature ``A`` (``s W_B^T W_B`` for a row batch, plus the stale blocks' Gram in the
 #: sharded scheme, §10). ``G = W^T W`` is the full Gram the step is scaled by.
+#: With L2 penalties every argument is ridged (``HHt + l2_W I``; ``G + l2_H I``,
+#: ``A + l2_H I``): the penalized block is ``L + l2``-smooth, and the L1 term is linear on the
+#: orthant, so the proximal step has the ceiling of the ridged rule (the proximal-step section
+#: of THEORY.md; :func:`ridge`).
 CEILING_RULES = {
     "cd": (_two_W, _cd_H),
     "gram": (_two_W, _diag_H),
@@ -141,16 +145,26 @@ def ceiling_rule(precondition):
                          f"got {precondition!r}") from None
 
 
-def block_ceilings(precondition, HHt, G, A, scale, *, xp=np):
+def ridge(A, l2, xp=np):
+    """``A + l2 I`` for a k x k Gram (``A`` itself when ``l2 == 0``): the curvature of a block
+    with the L2 penalty ``l2/2 ||X||^2``."""
+    if not l2:
+        return A
+    return A + l2 * xp.eye(A.shape[0], dtype=A.dtype)
+
+
+def block_ceilings(precondition, HHt, G, A, scale, *, xp=np, l2_W=0.0, l2_H=0.0):
     r"""Per-block ceilings ``(c_W, c_H)`` of the sequential minibatch scheme (§2.2, §7).
 
     ``precondition``'s rules (:data:`CEILING_RULES`) times :func:`minibatch_factor` of
     ``scale = m/b``. ``HHt``: ``H H^T``; ``G``: ``W^T W``; ``A``: the H step's curvature
-    (``s W_B^T W_B``). Host floats for numpy, device scalars for another array module.
+    (``s W_B^T W_B``); ``l2_W``, ``l2_H``: the absolute L2 penalties (ridges; L1 adds no
+    curvature). Host floats for numpy, device scalars for another array module.
     """
     rw, rh = ceiling_rule(precondition)
     f = minibatch_factor(scale)
-    return rw(HHt, xp) * f, rh(G, A, xp) * f
+    return (rw(ridge(HHt, l2_W, xp), xp) * f,
+            rh(ridge(G, l2_H, xp), ridge(A, l2_H, xp), xp) * f)
 
 
 def minibatch_factor(scale) -> float:

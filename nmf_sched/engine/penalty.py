@@ -28,6 +28,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..bounds.ceilings import ridge
+
 __all__ = ["Penalty", "NO_PENALTY"]
 
 
@@ -100,10 +102,8 @@ class Penalty:
 
     @staticmethod
     def ridge(A, l2, xp=np):
-        """``A + l2 I`` (a copy; ``A`` itself when ``l2 == 0``)."""
-        if not l2:
-            return A
-        return A + l2 * xp.eye(A.shape[0], dtype=A.dtype)
+        """``A + l2 I`` (a copy; ``A`` itself when ``l2 == 0``): :func:`nmf_sched.bounds.ridge`."""
+        return ridge(A, l2, xp)
 
     # ------------------------------------------------------------------ balancing
     def balance_scale(self, wsum, wsq, hsum, hsq, xp=np):
