@@ -54,18 +54,18 @@ def test_projected_step_at_or_below_ceiling_never_increases_the_block_loss(seed,
     eta = frac * 2.0 / LW
     W1 = np.maximum(W - eta * (W @ H @ H.T - V @ H.T), 0)
     f0 = f(V, W, H)
-    assert f(V, W1, H) <= f0 * (1 + 1e-12) + 1e-12
+    assert f(V, W1, H) <= f0 * (1 + TOL["exact"]) + TOL["float64_abs"]
     # the projected-gradient inequality f+ <= f - (1/eta - L/2) ||x+ - x||^2
-    assert f(V, W1, H) <= f0 - (1 / eta - LW / 2) * np.sum((W1 - W) ** 2) + 1e-9 * (1 + f0)
+    assert f(V, W1, H) <= f0 - (1 / eta - LW / 2) * np.sum((W1 - W) ** 2) + TOL["margin"] * (1 + f0)
     # H block (W fixed)
     eta = frac * 2.0 / LH
     H1 = np.maximum(H - eta * (W.T @ W @ H - W.T @ V), 0)
-    assert f(V, W, H1) <= f0 * (1 + 1e-12) + 1e-12
+    assert f(V, W, H1) <= f0 * (1 + TOL["exact"]) + TOL["float64_abs"]
     # box projection [0, c] as well
     c = float(np.median(H))
     Hc = np.clip(H, 0, c)
     Hc1 = np.clip(Hc - eta * (W.T @ W @ Hc - W.T @ V), 0, c)
-    assert f(V, W, Hc1) <= f(V, W, Hc) * (1 + 1e-12) + 1e-12
+    assert f(V, W, Hc1) <= f(V, W, Hc) * (1 + TOL["exact"]) + TOL["float64_abs"]
 
 
 @SETTINGS
@@ -80,7 +80,7 @@ def test_minibatch_H_step_at_its_ceiling_never_increases_the_scaled_batch_loss(s
     GB = WB.T @ WB
     _, cH = step_ceilings(H @ H.T, GB, s)
     H1 = np.maximum(H - frac * cH * s * (GB @ H - WB.T @ VB), 0)
-    assert s * f(VB, WB, H1) <= s * f(VB, WB, H) * (1 + 1e-12) + 1e-12
+    assert s * f(VB, WB, H1) <= s * f(VB, WB, H) * (1 + TOL["exact"]) + TOL["float64_abs"]
 
 
 # ---------------------------------------------------------------------------
@@ -126,7 +126,7 @@ def test_gradient_lipschitz_constant_brute_force():
     for _ in range(300):
         A, B = rng.random(H.shape), rng.random(H.shape)
         ratios.append(np.linalg.norm(gH(A) - gH(B)) / np.linalg.norm(A - B))
-    assert max(ratios) <= LH * (1 + 1e-12)
+    assert max(ratios) <= LH * (1 + TOL["exact"])
     assert max(ratios) >= 0.5 * LH  # random directions get close to the top one
 
 
@@ -142,7 +142,7 @@ def test_joint_hessian_bound(seed, shape):
     for _ in range(20):
         dW, dH = rng.standard_normal(W.shape), rng.standard_normal(H.shape)
         q = np.sum((dW @ H + W @ dH) ** 2) + 2 * np.sum((W @ H - V) * (dW @ dH))
-        assert abs(q) <= L * (np.sum(dW ** 2) + np.sum(dH ** 2)) * (1 + 1e-12)
+        assert abs(q) <= L * (np.sum(dW ** 2) + np.sum(dH ** 2)) * (1 + TOL["exact"])
     assert 0 < joint_fraction(LW, LH, R) <= 0.5
 
 
@@ -158,11 +158,11 @@ def test_gauss_newton_part_of_the_joint_hessian_has_normalized_top_eigenvalue_tw
 def test_batch_curvature_brute_force_and_bounds():
     V, W, H = _problem(7, 40, 9, 3)
     bc = bounds.batch_curvatures(W, 8, n_batches=50, seed=0)
-    assert bc["mean"] >= bc["full"] * (1 - 1e-12) * 0.99  # Jensen, up to sampling noise
-    assert bc["max"] <= bc["bound"] * (1 + 1e-12)
+    assert bc["mean"] >= bc["full"] * (1 - TOL["exact"]) * 0.99  # Jensen, up to sampling noise
+    assert bc["max"] <= bc["bound"] * (1 + TOL["exact"])
     # the bound holds for every batch, including adversarial ones (the largest rows)
     top = np.argsort(np.einsum("ij,ij->i", W, W))[-8:]
-    assert 5 * lmax(W[top].T @ W[top]) <= bc["bound"] * (1 + 1e-12)
+    assert 5 * lmax(W[top].T @ W[top]) <= bc["bound"] * (1 + TOL["exact"])
     full = bounds.batch_curvatures(W, 10**6)
     assert full["max"] == pytest.approx(lmax(W.T @ W), rel=TOL["float64"])
 
@@ -177,9 +177,9 @@ def test_clip_ceilings_are_global_on_the_box(seed, shape, c):
     V = rng.random((m, n))
     g = clip_ceilings((m, n), k, c, np.linalg.norm(V))
     LW, LH = block_curvatures(W, H)
-    assert 2 / LW >= g["W"] * (1 - 1e-12) and 2 / LH >= g["H"] * (1 - 1e-12)
+    assert 2 / LW >= g["W"] * (1 - TOL["exact"]) and 2 / LH >= g["H"] * (1 - TOL["exact"])
     R = np.linalg.norm(W @ H - V, 2)
-    assert joint_ceiling(LW, LH, R) >= g["joint"] * (1 - 1e-12)
+    assert joint_ceiling(LW, LH, R) >= g["joint"] * (1 - TOL["exact"])
 
 
 # ---------------------------------------------------------------------------
@@ -344,7 +344,7 @@ def test_gram_safe_ceiling_gives_a_euclidean_contraction():
         T = lambda X: np.maximum(X - eta * Ginv @ (s * GB @ X - C), 0)  # noqa: E731
         for _ in range(50):
             X, Y = rng.standard_normal((4, 5)), rng.standard_normal((4, 5))
-            assert np.linalg.norm(T(X) - T(Y)) <= np.linalg.norm(X - Y) * (1 + 1e-12)
+            assert np.linalg.norm(T(X) - T(Y)) <= np.linalg.norm(X - Y) * (1 + TOL["exact"])
     # W block: A = P, so the ceiling is 2 and the projected step contracts towards the clipped LS
     assert gram_safe_ceiling(G, G, 1.0) == pytest.approx(2.0, rel=TOL["float64"])
 

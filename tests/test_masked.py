@@ -106,7 +106,7 @@ def test_recovery_beats_mean_predictor():
     assert np.isfinite(tr.column("val_rmse")[1:]).all()
     # the clipped step never exceeds kappa times the ceiling it was taken under
     steps, ceil = tr.column("step_size")[1:], tr.column("ceiling")[:-1]
-    assert (steps <= 0.9 * ceil * (1 + 1e-12)).all()
+    assert (steps <= 0.9 * ceil * (1 + TOL["exact"])).all()
 
 
 def test_unobserved_entries_ignored():

@@ -91,7 +91,7 @@ def test_probe_reuses_the_next_batch(pre):
     (_, L1, f0_1, f1_1, lin1), (_, L2, *_ ) = s.log[1], s.log[2]
     assert f0_1 == pytest.approx(2 * L2 - L1, rel=TOL["float64_paths"])
     # the accepted step satisfies Armijo and is a descent step on the batch
-    assert lin1 < 0 and f1_1 <= f0_1 + 0.1 * lin1 * (1 - 1e-12)
+    assert lin1 < 0 and f1_1 <= f0_1 + 0.1 * lin1 * (1 - TOL["exact"])
     # the probe left the factors untouched: a rerun without probing-by-the-test matches
     s2 = SLS()
     res2 = nmf_sched.fit(V, 4, schedule=s2, epochs=2, batch_size=20, seed=0, precondition=pre,
@@ -105,4 +105,4 @@ def test_sls_decreases_loss_and_respects_ceiling():
                         schedule_every=1, precondition="gram")
     assert math.isfinite(res.loss) and res.loss < 0.5 * res.trace[0]["loss"]
     for row in list(res.trace)[1:]:
-        assert row["step_W"] <= 0.9 * row["ceiling_W"] * (1 + 1e-9)
+        assert row["step_W"] <= 0.9 * row["ceiling_W"] * (1 + TOL["margin"])

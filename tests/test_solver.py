@@ -259,8 +259,8 @@ def test_rescale_init_rule(small_dense):
         off = nmf_sched.fit(V, 4, init=init, seed=0, epochs=1, rescale_init=False)
         # the rule scales W H by the best scalar: the residual never exceeds the data
         # and is never worse than the raw init's
-        assert on.trace[0]["loss"] <= 0.5 * vsq * (1 + 1e-12)
-        assert on.trace[0]["loss"] <= off.trace[0]["loss"] * (1 + 1e-12)
+        assert on.trace[0]["loss"] <= 0.5 * vsq * (1 + TOL["exact"])
+        assert on.trace[0]["loss"] <= off.trace[0]["loss"] * (1 + TOL["exact"])
         assert on.settings["rescale_init"] and not off.settings["rescale_init"]
     # W0/H0 are the user's: never rescaled
     W0, H0 = _init(V, 4)

@@ -89,7 +89,7 @@ def test_nmf_policy_on_dnn_stays_in_its_range():
         sched.step(run.train_step())
         seen.add(round(run.lr / lr0, 9))
     assert len(seen) > 1
-    assert all(0.04 - 1e-9 <= r <= 2.0 + 1e-9 for r in seen if r != 1.0)
+    assert all(0.04 - TOL["margin"] <= r <= 2.0 + TOL["margin"] for r in seen if r != 1.0)
     with pytest.raises(ValueError, match="total"):
         NMFPolicyOnDNN(0.1, total=0)
 
