@@ -43,6 +43,16 @@ def fit(V, rank, *, schedule="auto", epochs=200, batch_size="auto", init="auto",
     rate; with ``clip_lr`` the theory (:mod:`nmf_sched.bounds`) caps it at ``kappa``
     times the stability ceiling.
 
+    Scale: ``fit(c V)`` returns ``sqrt(c)`` times the factors of ``fit(V)`` and the same
+    relative error, bit for bit when ``c`` is a power of four (up to rounding otherwise),
+    whenever the LR is relative to the ceiling or dimensionless: every named schedule (they
+    start at ``lr="bound"``) with any ``precondition``, and any LR with "cd", "gram" or
+    "lipschitz" (tests/test_scale_invariance.py). Settings that carry a unit break this by
+    nature: a float LR under ``precondition="none"`` (unit 1/scale of ``V``), ``noise_std``,
+    ``clip_update``, ``max_value``, ``alpha_W``/``alpha_H``, and schedule parameters in loss
+    or absolute-LR units (``threshold_mode="abs"``, non-zero ``min_lr``/``eps``/``end_lr``,
+    the additive hypergradient's ``beta``).
+
     Parameters
     ----------
     V : array (m, n), scipy.sparse matrix, or numpy.memmap

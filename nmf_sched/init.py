@@ -14,9 +14,15 @@ Rules (as in scikit-learn's ``NMF``):
     ``V`` has rank < k. Such zeros stay zero under multiplicative updates, but
     projected gradient steps can move them.
 ``"nndsvda"``
-    NNDSVD with zeros replaced by ``mean(V)``.
+    NNDSVD with zeros replaced by ``sqrt(mean(V))`` (scikit-learn: ``mean(V)``, which
+    has the unit of ``V``, not of a factor; the two agree at ``mean(V) = 1``).
 ``"nndsvdar"``
-    NNDSVD with zeros replaced by ``|mean(V) * z| / 100``, ``z ~ N(0, 1)``.
+    NNDSVD with zeros replaced by ``|sqrt(mean(V)) * z| / 100``, ``z ~ N(0, 1)``.
+
+Scale: every rule is equivariant, ``initialize(c V)`` is ``sqrt(c)`` times
+``initialize(V)`` (bit-for-bit when ``c`` is a power of four): the NNDSVD
+truncation is relative to each factor's largest entry (scikit-learn's is an
+absolute 1e-6) and the fills have the unit of ``sqrt(V)``.
 ``"custom"``
     User factors ``W0``, ``H0`` (validated and copied).
 ``"auto"``
@@ -150,10 +156,10 @@ def _nndsvd(V, k, rng):
         lam = np.sqrt(s[j] * sigma)
         W[:, j] = lam * u
         H[j] = lam * v
-    # scikit-learn truncates at 1e-6; made relative for tiny-scale data so
-    # that the truncation never wipes a whole factor.
-    W[W < _EPS * min(1.0, W.max())] = 0
-    H[H < _EPS * min(1.0, H.max())] = 0
+    # scikit-learn truncates at 1e-6 (absolute); here 1e-6 of the factor's largest entry, so
+    # that the truncation never wipes a whole factor and does not depend on V's unit
+    W[W < _EPS * W.max()] = 0
+    H[H < _EPS * H.max()] = 0
     return W, H
 
 
@@ -262,11 +268,14 @@ def computed_init(V, k, init, rng, mean, dtype):
             f"(use init='random' for an over-complete factorization)"
         )
     W, H = _nndsvd(V, k, rng)
+    # a factor entry has the unit of sqrt(V): fill at sqrt(mean(V)) (scikit-learn's mean(V) at
+    # mean 1), so that fit(c V) is the sqrt(c)-scaled fit(V)
+    fill = float(np.sqrt(mean))
     if init == "nndsvda":
-        W[W == 0] = mean
-        H[H == 0] = mean
+        W[W == 0] = fill
+        H[H == 0] = fill
     elif init == "nndsvdar":
         zw, zh = W == 0, H == 0
-        W[zw] = np.abs(mean * rng.standard_normal(int(zw.sum())) / 100)
-        H[zh] = np.abs(mean * rng.standard_normal(int(zh.sum())) / 100)
+        W[zw] = np.abs(fill * rng.standard_normal(int(zw.sum())) / 100)
+        H[zh] = np.abs(fill * rng.standard_normal(int(zh.sum())) / 100)
     return np.ascontiguousarray(W, dtype=dtype), np.ascontiguousarray(H, dtype=dtype)

@@ -86,7 +86,12 @@ def test_auto_rule(V):
 def test_matches_sklearn(V, init):
     nmf = pytest.importorskip("sklearn.decomposition._nmf")
     W, H = initialize(V, 5, init, seed=0)
-    Wr, Hr = nmf._initialize_nmf(V, 5, init=init, random_state=0)
+    Wr, Hr = nmf._initialize_nmf(V, 5, init="nndsvd", random_state=0)
+    if init == "nndsvda":  # scikit-learn fills with mean(V), a unit of V; here sqrt(mean(V))
+        assert (Wr == 0).any() and (Hr == 0).any()
+        Wr, Hr = Wr.copy(), Hr.copy()
+        Wr[Wr == 0] = np.sqrt(V.mean())
+        Hr[Hr == 0] = np.sqrt(V.mean())
     np.testing.assert_allclose(W, Wr, rtol=TOL["svd"], atol=TOL["svd_abs"])
     np.testing.assert_allclose(H, Hr, rtol=TOL["svd"], atol=TOL["svd_abs"])
     assert abs(_relerr(V, W, H) - _relerr(V, Wr, Hr)) < TOL["svd"] * _relerr(V, Wr, Hr)
@@ -98,7 +103,7 @@ def test_nndsvdar_fills_small(V):
     zero = W0 == 0
     assert zero.any()
     np.testing.assert_array_equal(W[~zero], W0[~zero])
-    assert (W[zero] > 0).all() and W[zero].max() < V.mean() / 100 * 6
+    assert (W[zero] > 0).all() and W[zero].max() < np.sqrt(V.mean()) / 100 * 6
 
 
 def test_randomized_svd_matches_exact(V):
@@ -158,6 +163,29 @@ def test_tiny_scale_not_truncated_to_zero():
     V = planted(20, 15, 3, seed=0).V * 1e-9
     W, H = initialize(V, 3, "nndsvd", seed=0)
     assert (W[:, 0] > 0).all() and (H[0] > 0).all()
+
+
+@pytest.mark.parametrize("init", RULES)
+@pytest.mark.parametrize("sparse", [False, True])
+@pytest.mark.parametrize("c", [4.0**-10, 4.0, 4.0**10])
+def test_scale_equivariant(V, init, sparse, c):
+    """initialize(c V) == sqrt(c) initialize(V), bit for bit for c a power of four (the
+    NNDSVD truncation is relative, the fills have the unit of sqrt(V))."""
+    X = sp.csr_array(V) if sparse else V
+    W, H = initialize(X, 5, init, seed=0)
+    Wc, Hc = initialize(X * c, 5, init, seed=0)
+    assert np.array_equal(Wc, np.sqrt(c) * W) and np.array_equal(Hc, np.sqrt(c) * H)
+
+
+def test_large_scale_truncation_is_relative():
+    """Entries below 1e-6 of a factor's largest are cut at every scale (scikit-learn's
+    absolute 1e-6 would keep them for large V)."""
+    V = planted(60, 40, 5, seed=3).V
+    W, H = initialize(V, 5, "nndsvd", seed=0)
+    Wc, _ = initialize(V * 4.0**12, 5, "nndsvd", seed=0)
+    assert np.array_equal(Wc == 0, W == 0)
+    nz = Wc[Wc > 0]
+    assert nz.min() >= 1e-6 * Wc.max()
 
 
 # ---------------------------------------------------------------------------

@@ -94,13 +94,16 @@ class GreedyLR(_ParamsRepr):
     threshold_mode : {"rel", "abs"}, default "rel"
         Relative thresholds are invariant to the scale of the data (the NMF loss
         scales with :math:`\|V\|^2`); the authors' implementation defaults to
-        ``"abs"`` with 1e-6.
+        ``"abs"`` with 1e-6. An ``"abs"`` threshold is in the loss's unit
+        (:math:`\|V\|^2`), so ``fit(c V)`` then no longer scales with ``c``.
     cooldown : int >= 0, default 0
         :math:`c`: ticks with a loss after a decrease during which nothing changes.
     warmup : int >= 0, default 0
         :math:`w`: ticks with a loss after an increase during which nothing changes.
     min_lr : float >= 0, default 0.0
-        :math:`\eta_{min}`.
+        :math:`\eta_{min}`, in the LR's unit (dimensionless under "cd", "gram" and
+        "lipschitz"; 1 / scale of ``V`` under ``precondition="none"``, like ``eps`` and a
+        float ``lr``/``max_lr``: there a non-zero value ties the run to ``V``'s unit).
     max_lr : float, "bound" or None, default "bound"
         :math:`\eta_{max}`: a float; ``"bound"`` = ``kappa * info.ceiling``
         re-read at every tick (so the LR never exceeds the current stability

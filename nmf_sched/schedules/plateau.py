@@ -57,7 +57,8 @@ class ReduceLROnPlateau(_ParamsRepr):
     threshold : float >= 0, default 1e-4
         :math:`\delta`.
     threshold_mode : {"rel", "abs"}, default "rel"
-        See the rule above.
+        See the rule above. ``"abs"`` is in the loss's unit (:math:`\|V\|^2`): the run
+        then depends on the scale of ``V``; ``"rel"`` does not.
     cooldown : int >= 0, default 0
         Ticks with a loss after a reduction during which bad ticks are not counted.
     min_lr : float >= 0, default 0.0
@@ -65,7 +66,8 @@ class ReduceLROnPlateau(_ParamsRepr):
     eps : float >= 0, default 0.0
         :math:`\epsilon`: a reduction smaller than this is not applied. PyTorch's
         default is 1e-8 (absolute); here the LR may be an absolute step size of
-        any scale (``precondition="none"``), so the default is 0.
+        any scale (``precondition="none"``), so the default is 0 (as ``min_lr``'s, which keeps
+        ``fit(c V)`` the ``sqrt(c)``-scaled ``fit(V)``).
     kappa : float in (0, 1], default 0.5
         Fraction of the ceiling used by ``lr="bound"``.
     total : int or None

@@ -119,7 +119,7 @@ class RLPolicy(_ParamsRepr):
     -----
     The policy was trained on per-epoch ticks with the default preconditioner;
     other settings run but are out of its training distribution.
-    State: ``tick, log_losses (first + last 4), c0, a, lr``.
+    State: ``tick, loss0, log_losses`` (``log(loss / loss0)``, first + last 4), ``c0, a, lr``.
     """
 
     needs: tuple = ()
@@ -132,7 +132,7 @@ class RLPolicy(_ParamsRepr):
         self._params = load_policy(path)
 
     def init(self) -> dict:
-        return {"tick": 0, "log_losses": [], "c0": None, "a": A_INIT, "lr": None}
+        return {"tick": 0, "loss0": None, "log_losses": [], "c0": None, "a": A_INIT, "lr": None}
 
     def lr(self, state: dict) -> float:
         if state["lr"] is None:
@@ -157,7 +157,12 @@ class RLPolicy(_ParamsRepr):
             loss = 1.0
         ll = list(state["log_losses"])
         first = ll[:1]
-        ll = first + (ll[1:] + [math.log(loss)])[-4:] if first else [math.log(loss)]
+        # logs of loss / first loss: the ratio is exact under a power-of-two rescaling of V,
+        # so the observation is bit-for-bit scale-free (log(c l) - log(c l0) is not)
+        if first:
+            ll = first + (ll[1:] + [math.log(loss / state["loss0"])])[-4:]
+        else:
+            new["loss0"], ll = loss, [0.0]
         new["log_losses"] = ll
         total = self.total or 100
         obs = observation(ll, math.log(c / new["c0"]), state["a"], info.tick, total)
