@@ -63,6 +63,11 @@ TOL = {
                              # alpha): the 1% goal
     "margin": 1e-9,       # one-sided round-off margin: a step against its recorded ceiling,
                           # values that went through different float64 paths
+    "nnls": 1e-7,         # absolute: nnls_gram at tol 1e-12 against scipy's active-set NNLS
+    "nnls_start": 1e-5,   # absolute, on the scale of W: two NNLS solves (transform_tol 1e-4)
+                          # of the same problem from different starts (measured 3e-6)
+    "svd_paths": 1e-4,    # absolute, on the scale of H: fits from an exact-SVD and a
+                          # randomized-SVD NNDSVDA init of the same matrix (measured 1e-5)
 }
 
 
