@@ -187,6 +187,11 @@ def test_demo_small_epochs_writes_png_and_json(tmp_path, capsys):
     for name in ("greedy", "step", "constant", "auto"):
         assert any(line.startswith(name) for line in stdout.splitlines()), stdout
     assert "LRs are in the" in stdout and "rel_error" in stdout
+    # the JIT compile is done, and reported, before the first schedule is timed
+    lines = stdout.splitlines()
+    warm = [i for i, line in enumerate(lines) if line.startswith("JIT warm-up")]
+    first = min(i for i, line in enumerate(lines) if line.startswith("greedy"))
+    assert len(warm) == 1 and warm[0] < first
     assert (out / "demo.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     info = json.loads((out / "demo.json").read_text())
     assert set(info["runs"]) == {"greedy", "step", "constant", "auto"}
@@ -201,3 +206,20 @@ def test_console_script_when_installed():
         pytest.skip("the nmf-sched console script is not installed next to this python")
     proc = subprocess.run([exe, "--help"], capture_output=True, text=True, timeout=60)
     assert proc.returncode == 0 and "demo" in proc.stdout
+
+
+@pytest.mark.parametrize("kind", ["dense64", "dense32", "csr"])
+def test_warm_up_compiles_on_a_slice_of_the_same_kind(kind):
+    from nmf_sched.commands import warm_up
+
+    V = np.random.default_rng(0).random((300, 40))
+    V = {"dense64": V, "dense32": V.astype(np.float32), "csr": sp.csr_matrix(V * (V > 0.7))}[kind]
+    from nmf_sched.kernels import cpu as kcpu
+
+    seconds = warm_up(V, 12, seed=0, init="nndsvda", precondition="cd", batch_size=100)
+    assert isinstance(seconds, float) and seconds >= 0.0
+    # the kernels of this dtype (and of CSR rows) are compiled now: the timed fits reuse them
+    dt = "float32" if kind == "dense32" else "float64"
+    assert any(f"Array({dt}, 2" in str(sig) for sig in kcpu._cd_rows.signatures)
+    kernel = kcpu._rows_matmul if kind == "csr" else kcpu._gather_rows
+    assert any(f"Array({dt}" in str(sig) for sig in kernel.signatures)

@@ -126,6 +126,12 @@ def run(args) -> int:
     V = load_input(args.path)
     kind = "sparse" if hasattr(V, "nnz") else "dense"
     extra = {} if args.precondition is None else {"precondition": args.precondition}
+    from . import warm_up
+
+    jit = warm_up(V, args.rank, batch_size=args.batch_size, init=args.init, seed=args.seed,
+                  **extra)
+    print(f"JIT warm-up (numba compile on first use, then cached on disk): {jit:.2f} s, "
+          "not counted in the fit times below")
     results, rows = {}, []
     for spec in schedules:
         label = schedule_label(spec)

@@ -126,6 +126,11 @@ def run(args) -> int:
     precondition = args.precondition or default_precondition()
     note = lr_note(precondition)
     print(note)
+    from . import warm_up
+
+    jit = warm_up(V, rank, seed=args.seed, init=args.init, precondition=precondition)
+    print(f"JIT warm-up (numba compile on first use, then cached on disk): {jit:.2f} s, "
+          "not counted in the fit times below")
     results, rows, runs_json = {}, [], {}
     for name, (spec, setting) in demo_schedules(args.epochs).items():
         res = nmf_sched.fit(V, rank, schedule=spec, epochs=args.epochs, seed=args.seed,
