@@ -28,8 +28,6 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..bounds.ceilings import ridge
-
 __all__ = ["Penalty", "NO_PENALTY"]
 
 
@@ -102,8 +100,25 @@ class Penalty:
 
     @staticmethod
     def ridge(A, l2, xp=np):
-        """``A + l2 I`` (a copy; ``A`` itself when ``l2 == 0``): :func:`nmf_sched.bounds.ridge`."""
-        return ridge(A, l2, xp)
+        """``A + l2 I`` (a copy; ``A`` itself when ``l2 == 0``): the values of
+        :func:`nmf_sched.bounds.ridge`, bit for bit, without building an identity (this runs
+        several times per step)."""
+        if not l2:
+            return A
+        R = A.copy()
+        R.reshape(-1)[:: R.shape[0] + 1] += l2
+        return R
+
+    @staticmethod
+    def column_totals(W, Ht, xp=np):
+        """``(sum w_j, ||w_j||^2, sum h_j, ||h_j||^2)`` per component (float64, no copies of
+        the factors on the host)."""
+        if xp is np:
+            f64 = np.float64
+            return (W.sum(axis=0, dtype=f64), np.einsum("ij,ij->j", W, W, dtype=f64),
+                    Ht.sum(axis=0, dtype=f64), np.einsum("ij,ij->j", Ht, Ht, dtype=f64))
+        W64, H64 = W.astype(xp.float64), Ht.astype(xp.float64)
+        return W64.sum(axis=0), (W64 * W64).sum(axis=0), H64.sum(axis=0), (H64 * H64).sum(axis=0)
 
     # ------------------------------------------------------------------ balancing
     def balance_scale(self, wsum, wsq, hsum, hsq, xp=np):
@@ -125,6 +140,11 @@ class Penalty:
             return xp.where(ok, d0, 1.0)
         a, b = self.l1_W * wsum, self.l1_H * hsum
         c, e = 0.5 * self.l2_W * wsq, 0.5 * self.l2_H * hsq
+        if xp is np:  # the same iteration, column by column in one compiled loop
+            from ..kernels.cpu import penalty_balance
+
+            return penalty_balance(*(np.ascontiguousarray(x, dtype=np.float64)
+                                     for x in (a, b, c, e)), ok)
         # phi' = a u - b/u + 2c u^2 - 2e/u^2 is increasing in t (phi'' > 0): damped Newton
         # from the ratio of its falling and rising parts at t = 0
         t = 0.5 * xp.log(xp.where(ok, (b + 2.0 * e) / xp.where(ok, a + 2.0 * c, 1.0), 1.0))

@@ -272,9 +272,7 @@ class RowModel:
         xp = self.xp
         if self.pen.active:  # the penalty's minimizer along the symmetry (never raises F)
             W, Ht = self.W, self.Ht
-            W64, H64 = W.astype(xp.float64), Ht.astype(xp.float64)
-            d = self.pen.balance_scale(W64.sum(axis=0), (W64 * W64).sum(axis=0),
-                                       H64.sum(axis=0), (H64 * H64).sum(axis=0), xp)
+            d = self.pen.balance_scale(*self.pen.column_totals(W, Ht, xp), xp)
             self.W *= d.astype(W.dtype)
             self.Ht /= d.astype(Ht.dtype)
         elif xp is np:

@@ -9,7 +9,7 @@ import numpy as np
 from ._jit import jit, jit_strict
 
 __all__ = ["csr_rows_matmul", "csr_rows_tmatmul", "csr_rows_sqnorm", "dense_rows_sqnorm",
-           "cd_rows", "gather_rows"]
+           "cd_rows", "gather_rows", "penalty_balance"]
 
 
 @jit
@@ -185,3 +185,37 @@ def cd_rows(X, A, P, lr, scale, diag, noise=None, clip_update=None, max_value=No
              np.ascontiguousarray(diag, dtype=X.dtype), noise, has_noise, dt(cu), dt(mv),
              dt(l1), dt(l2))
     return X
+
+
+@jit_strict
+def _penalty_balance(a, b, c, e, ok, out):
+    for j in range(a.shape[0]):
+        rise, fall = a[j] + 2.0 * c[j], b[j] + 2.0 * e[j]
+        if not (ok[j] and rise > 0.0 and fall > 0.0):
+            out[j] = 1.0
+            continue
+        t = 0.5 * np.log(fall / rise)
+        for _ in range(40):
+            u = np.exp(t)
+            slope = a[j] * u - b[j] / u + 2.0 * c[j] * u * u - 2.0 * e[j] / (u * u)
+            curv = a[j] * u + b[j] / u + 4.0 * c[j] * u * u + 4.0 * e[j] / (u * u)
+            dt = -slope / curv
+            if dt > 2.0:
+                dt = 2.0
+            elif dt < -2.0:
+                dt = -2.0
+            t += dt
+            if abs(dt) < 1e-13:
+                break
+        out[j] = np.exp(t)
+
+
+def penalty_balance(a, b, c, e, ok):
+    r"""Per column ``j`` with ``ok[j]``: the minimizer ``d = e^t`` of
+    :math:`a e^t + b e^{-t} + c e^{2t} + e e^{-2t}` (damped Newton from
+    ``t = log((b + 2e)/(a + 2c))/2``, steps clipped to 2, until ``|dt| < 1e-13``); 1 elsewhere
+    (and where ``a + 2c`` or ``b + 2e`` is 0: no minimizer).
+    The host loop of :meth:`nmf_sched.engine.penalty.Penalty.balance_scale` (float64 inputs)."""
+    out = np.empty(a.shape[0], dtype=np.float64)
+    _penalty_balance(a, b, c, e, np.ascontiguousarray(ok, dtype=np.bool_), out)
+    return out
