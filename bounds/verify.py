@@ -33,6 +33,15 @@ What "eta at mult x ceiling" means (mode ``seq``, the claim)
     (see :class:`_Ceilings`). For ``precondition="gram"`` the W ceiling is the constant
     ``2 x factor``, set through a per-block LR.
 
+The sharded scheme (mode ``shard``, group ``sharded``, THEORY.md §10)
+    The same instrument on :func:`nmf_sched.engine.shards.solve_sharded`, the scheme of
+    the Dask path run in this process: ``p`` row shards with local minibatch steps, the
+    other shards' exact stale terms in the H step, an H average per epoch. Every local step
+    of every shard runs at ``mult`` times the ceiling the engine enforces for it (the
+    preconditioner's rule on the shard's curvature ``s_i W_B^T W_B + G_{-i}``, times the
+    factor ``(1 + b_i/m_i)/2``). Mode ``shard-half`` (group ``finding``) replaces that factor by
+    ``1/2``, the candidate ceiling of THEORY.md §10.4.
+
 Other modes (not part of the claim; they document two findings)
     ``block``: the per-block ceilings ``2/L_X`` without the minibatch factor
     (what the solver enforced before the factor was wired in); ``const``: a constant per-block LR equal
@@ -40,7 +49,7 @@ Other modes (not part of the claim; they document two findings)
 
 Usage::
 
-    python bounds/verify.py            # full grid, ~10 min on 2 cores
+    python bounds/verify.py            # full grid, ~15 min on 2 cores
     python bounds/verify.py --quick    # small grid, < 1 min (tests/test_verify.py)
 
 Writes ``verify.json``, ``verify.md``, ``verify.png`` (``verify_quick.*`` with
@@ -108,21 +117,24 @@ class _Ceilings:
 
     ``coupling="sequential"``: both ceilings get the minibatch factor ``(1 + 1/scale)/2``
     (THEORY.md §2.2), as the engine applies it; ``"none"``: the factor is 1 (the per-block
-    ceilings alone, what the solver enforced before the factor). ``log`` collects
-    ``lambda_max(s W_B^T W_B) / lambda_max(W^T W)`` at every H step (through the
+    ceilings alone, what the solver enforced before the factor); ``"half"``: the factor is
+    ``1/2`` for every batch size (the candidate ceiling of the sharded scheme, §10.4).
+    ``log`` collects ``lambda_max(s W_B^T W_B) / lambda_max(W^T W)`` at every H step (through the
     preconditioner's H ceiling rule).
     """
 
     def __init__(self, scale, coupling, inline_w=False, log=None):
-        self.factor = bounds.minibatch_factor(scale) if coupling == "sequential" else 1.0
         self.coupling = coupling
+        self.factor = self.minibatch_factor(scale)
         self.log = log
 
     def __getattr__(self, name):
         return getattr(bounds, name)
 
     def minibatch_factor(self, scale):
-        return bounds.minibatch_factor(scale) if self.coupling == "sequential" else 1.0
+        if self.coupling == "sequential":
+            return bounds.minibatch_factor(scale)
+        return 0.5 if self.coupling == "half" else 1.0
 
     def ceiling_rule(self, precondition):
         rw, rh = bounds.ceiling_rule(precondition)
@@ -220,22 +232,42 @@ def run_one(V, k, W0, H0, spec, mult, seed, loss0, ceil0, epochs, log=None):
     return _classify(res, loss0, mult, t0)
 
 
+COUPLING = {"seq": "sequential", "block": "none", "shard": "sequential", "shard-half": "half"}
+
+
 def _fit(V, k, spec, mode, pre, scale, mult, ceil0, kw, log):
-    if mode in ("seq", "block"):
-        coupling = "sequential" if mode == "seq" else "none"
-        proxy = _Ceilings(scale, coupling, INLINE_W, log)
+    if mode in COUPLING:
+        proxy = _Ceilings(scale, COUPLING[mode], INLINE_W, log)
+        sharded = mode.startswith("shard")
+        if sharded and pre == "gram":  # the constant W ceiling would need each shard's factor
+            raise ValueError("the sharded modes take precondition 'none', 'lipschitz' or 'cd'")
         lr_W = mult * proxy.factor * 2.0 if pre == "gram" else HUGE
         # "cd" computes both ceilings inline: the factor goes into kappa (constant per run)
         kappa = mult * proxy.factor if (pre == "cd" and INLINE_W) else mult
         _rows.bounds = _precond.bounds = proxy
         try:
-            res = nmf_sched.fit(V, k, schedule=_Cap(lr_W=lr_W), clip_lr=True, kappa=kappa, **kw)
+            if sharded:
+                res = _fit_sharded(V, k, spec["shards"], _Cap(lr_W=lr_W), kappa, kw)
+            else:
+                res = nmf_sched.fit(V, k, schedule=_Cap(lr_W=lr_W), clip_lr=True, kappa=kappa, **kw)
         finally:
             _rows.bounds = _precond.bounds = bounds
     else:  # const: per-block constant LR at mult x the ceilings at the init
         res = nmf_sched.fit(V, k, schedule=_Cap(mult * ceil0["W"], mult * ceil0["H"]),
                             clip_lr=False, **kw)
     return res
+
+
+def _fit_sharded(V, k, p, schedule, kappa, kw):
+    """The same fit (``kw`` of :func:`run_one`) through the sharded scheme over ``p`` row
+    shards, in this process (:func:`nmf_sched.engine.shards.solve_sharded`)."""
+    from nmf_sched.config import RowConfig
+    from nmf_sched.engine.shards import solve_sharded
+
+    call = {key: kw[key] for key in ("seed", "W0", "H0")}
+    settings = {key: v for key, v in kw.items() if key not in call}
+    cfg = RowConfig(clip_lr=True, kappa=kappa, **settings)
+    return solve_sharded(V, k, p, schedule=schedule, cfg=cfg, **call)
 
 
 def _classify(res, loss0, mult, t0):
@@ -252,6 +284,8 @@ def _classify(res, loss0, mult, t0):
         "diverged": bool(diverged),
         "increased": bool(diverged or float(np.mean(tail)) > loss0),
         "stop_reason": res.stop_reason,
+        "backend": res.settings.get("backend"),
+        "n_shards": int(res.settings.get("n_shards", 1)),
         "epochs_run": int(res.n_epochs),
         "loss0": float(loss0),
         "final_rel": final / loss0 if math.isfinite(final) else None,
@@ -308,7 +342,7 @@ def sweep(task):
         "shape": list(V.shape), "sparse": bool(hasattr(V, "nnz")), "k": k, "b": b,
         "batch_frac": b / m, "noise_std": spec.get("noise_std", 0.0),
         "precondition": spec.get("precondition", "none"), "init": spec.get("init", "rescaled"),
-        "epochs": epochs, "factor": bounds.minibatch_factor(m / b),
+        "shards": spec.get("shards", 1), "epochs": epochs, "factor": bounds.minibatch_factor(m / b),
         "edge": min(div) if div else math.inf,
         "fail_edge": min(fail) if fail else math.inf,
         "below_diverged": sum(r["diverged"] for r in runs if r["mult"] <= 1.0),
@@ -328,6 +362,12 @@ def sweep(task):
 # ---------------------------------------------------------------------------
 # the grid
 # ---------------------------------------------------------------------------
+#: (family, mode, group) of the sharded scheme: the ceiling the engine enforces (§10.1) and
+#: the candidate factor 1/2 (§10.4, not what the engine does)
+SHARDED = (("sharded (p=2, p=4)", "shard", "sharded"),
+           ("sharded, factor 1/2 (candidate)", "shard-half", "finding"))
+
+
 def _b(m, frac):
     return max(1, int(round(frac * m)))
 
@@ -341,7 +381,7 @@ def grid(quick=False):
             for key in ("dist", "condition", "density", "noise"):
                 if key in data and data[key] is not None:
                     sid += f":{key}={data[key]}"
-            for key in ("noise_rel", "precondition", "mode", "init", "balance"):
+            for key in ("noise_rel", "precondition", "mode", "shards", "init", "balance"):
                 if key in kw:
                     sid += f":{key}={kw[key]}"
             specs.append(dict(id=sid, family=family, data=data, k=k, b=_b(m, f), quick=quick, **kw))
@@ -354,6 +394,10 @@ def grid(quick=False):
         add("grad-noise + balance", dict(kind="planted", m=200, n=120, rank=4, noise=0.05, seed=0),
             4, 200, (0.2,), noise_rel=0.5, balance=True, group="noise")
         add("real", dict(kind="faces"), 6, 200, (0.2,))
+        for (fam, mode, group), ps in zip(SHARDED, ((2, 4), (4,))):
+            for p in ps:
+                add(fam, dict(kind="planted", m=200, n=120, rank=4, noise=0.05, seed=0), 4, 200,
+                    (1.0,), shards=p, mode=mode, group=group)
         return specs, (0,)
 
     fr = (0.01, 0.05, 0.2, 1.0)
@@ -386,6 +430,17 @@ def grid(quick=False):
                (dict(kind="digits"), 1797, 10), (dict(kind="faces"), 200, 10))
     for data, m, k in cd_data:
         add("cd (solver default)", data, k, m, (0.05, 0.2, 1.0), precondition="cd")
+    # the sharded scheme of the Dask path (§10): the engine's ceiling, and the candidate 1/2
+    shard_data = ((dict(kind="planted", m=500, n=300, rank=8, noise=0.05, seed=8), 500, 8),
+                  (dict(kind="planted", m=500, n=300, rank=8, noise=0.05, seed=8,
+                        dist="exponential"), 500, 8),
+                  (dict(kind="digits"), 1797, 10), (dict(kind="faces"), 200, 10))
+    for fam, mode, group in SHARDED:
+        for data, m, k in shard_data:
+            for p in (2, 4):
+                for pre in ("none", "cd"):
+                    add(fam, data, k, m, (0.05, 0.2, 1.0), shards=p, mode=mode, precondition=pre,
+                        group=group)
     # not part of the claim: noise without the balancing step, the per-block ceiling without
     # the minibatch factor, and a constant LR fixed at the init
     for nu in (0.05, 0.5):
@@ -448,9 +503,14 @@ def _rank_one_rho(M, mu_W, mu_H):
     return float(np.max(np.abs(np.linalg.eigvals(P))))
 
 
-def _epoch_jacobian_rho(m, n, k, M, mu, seed=0, dist="uniform"):
+def _epoch_jacobian_rho(m, n, k, M, mu, seed=0, dist="uniform", p=1):
     """Spectral radius (excluding the k^2 neutral modes) of the linearized epoch map
-    at an exact planted factorization, sequential W_B then H steps at mu x 2/L."""
+    at an exact planted factorization, sequential W_B then H steps at mu x 2/L.
+
+    ``p > 1``: the sharded scheme of THEORY.md §10 (``p`` contiguous row shards of ``M``
+    batches each, the other shards' exact terms frozen at the start of the epoch in the H
+    step, whose ceiling is ``2 / lambda_max(s W_B^T W_B + G_-i)``, and the mean of the H
+    copies at the end of the epoch); ``p = 1`` is the single-machine scheme."""
     r = np.random.default_rng(seed)
     draw = r.random if dist == "uniform" else (lambda s: r.exponential(size=s))
     W = draw((m, k)) + 0.1
@@ -458,18 +518,43 @@ def _epoch_jacobian_rho(m, n, k, M, mu, seed=0, dist="uniform"):
     d = np.sqrt(np.linalg.norm(H, axis=1) / np.linalg.norm(W, axis=0))
     W, H = W * d, H / d[:, None]
     V = W @ H
-    b = m // M
-    s = m / b
+    mi = m // p
+    b = mi // M
+    s = mi / b
+    shards = [slice(i * mi, (i + 1) * mi) for i in range(p)]
     etaW = mu * 2 / bounds.lmax(H @ H.T)
-    etaH = [mu * 2 / (s * bounds.lmax(W[j * b:(j + 1) * b].T @ W[j * b:(j + 1) * b])) for j in range(M)]
+
+    def batch(i, j):
+        return slice(i * mi + j * b, i * mi + (j + 1) * b)
+
+    def rest(parts, i, shape):  # the other shards' sum
+        return sum((x for q, x in enumerate(parts) if q != i), np.zeros(shape))
+
+    if p == 1:
+        etaH = [[mu * 2 / (s * bounds.lmax(W[batch(0, j)].T @ W[batch(0, j)])) for j in range(M)]]
+    else:
+        G0 = [W[S].T @ W[S] for S in shards]
+        etaH = [[mu * 2 / bounds.lmax(s * W[batch(i, j)].T @ W[batch(i, j)]
+                                      + rest(G0, i, (k, k))) for j in range(M)] for i in range(p)]
 
     def F(x):
         Wx = x[:W.size].reshape(W.shape).copy()
         Hx = x[W.size:].reshape(H.shape).copy()
-        for j in range(M):
-            B = slice(j * b, (j + 1) * b)
-            Wx[B] = Wx[B] - etaW * (Wx[B] @ Hx @ Hx.T - V[B] @ Hx.T)
-            Hx = Hx - etaH[j] * s * (Wx[B].T @ Wx[B] @ Hx - Wx[B].T @ V[B])
+        if p > 1:
+            G = [Wx[S].T @ Wx[S] for S in shards]
+            A = [Wx[S].T @ V[S] for S in shards]
+        Hsum = np.zeros_like(Hx)
+        for i in range(p):
+            Hi = Hx.copy()
+            for j in range(M):
+                B = batch(i, j)
+                Wx[B] = Wx[B] - etaW * (Wx[B] @ Hi @ Hi.T - V[B] @ Hi.T)
+                g = s * (Wx[B].T @ Wx[B] @ Hi - Wx[B].T @ V[B])
+                if p > 1:
+                    g += rest(G, i, (k, k)) @ Hi - rest(A, i, (k, Hi.shape[1]))
+                Hi = Hi - etaH[i][j] * g
+            Hsum += Hi
+        Hx = Hsum if p == 1 else Hsum / p
         return np.concatenate([Wx.ravel(), Hx.ravel()])
 
     x0 = np.concatenate([W.ravel(), H.ravel()])
@@ -480,9 +565,100 @@ def _epoch_jacobian_rho(m, n, k, M, mu, seed=0, dist="uniform"):
         e = np.zeros(N)
         e[i] = h
         J[:, i] = (F(x0 + e) - F(x0 - e)) / (2 * h)
-    ev = np.abs(np.linalg.eigvals(J))
-    rest = ev[np.abs(ev - 1) >= 1e-5]
+    ev = np.linalg.eigvals(J)
+    rest = np.abs(ev[np.abs(ev - 1) >= 1e-5])  # drop the neutral modes (at +1), keep -1
     return float(rest.max()) if rest.size else 0.0
+
+
+def _shard_rank_one_epoch(X, p, M, mu_W, mu_H):
+    """One epoch of the sharded scheme in the rank-one model (THEORY.md §10.3), for a stack
+    of states ``X`` (r x (pM + 1)): ``alpha`` of the ``pM`` equal batches (shard-major) and
+    ``beta``; ``W_B = alpha_B u_B``, ``H = beta v``, ``V = u v^T``, ``||u|| = ||v|| = 1``.
+    Steps at the fractions ``mu`` of each step's own ceiling (W: ``2/beta_i^2``; H:
+    ``2/A``, ``A = s alpha_B^2 ||u_B||^2 + stale``), the projection inactive."""
+    r = X.shape[0]
+    a = X[:, :-1].reshape(r, p, M).copy()
+    beta = X[:, -1]
+    u2 = 1.0 / (p * M)  # ||u_B||^2
+    s = float(M)        # m_i / b_i
+    lin = u2 * a.sum(axis=2)          # per shard: sum_C alpha_C ||u_C||^2 (V_i^T W_i)
+    quad = u2 * (a ** 2).sum(axis=2)  # per shard: W_i^T W_i
+    Hmean = np.zeros(r)
+    for i in range(p):
+        gl = lin.sum(axis=1) - lin[:, i]   # the stale terms of the other shards
+        gq = quad.sum(axis=1) - quad[:, i]
+        bi = beta.copy()
+        for B in range(M):
+            a[:, i, B] = (1 - 2 * mu_W) * a[:, i, B] + 2 * mu_W / bi
+            aB = a[:, i, B]
+            A = s * u2 * aB ** 2 + gq
+            bi = bi - 2 * mu_H / A * (s * u2 * aB * (aB * bi - 1) + gq * bi - gl)
+        Hmean += bi / p
+    return np.concatenate([a.reshape(r, -1), Hmean[:, None]], axis=1)
+
+
+def _shard_rank_one_rho(p, M, mu_W, mu_H):
+    """Spectral radius of the linearized epoch map at the fixed point ``alpha = beta = 1``,
+    without the one neutral mode of the scale symmetry (central differences)."""
+    N = p * M + 1
+    h = 1e-6
+    E = h * np.eye(N)
+    x0 = np.ones(N)
+    J = (_shard_rank_one_epoch(x0 + E, p, M, mu_W, mu_H)
+         - _shard_rank_one_epoch(x0 - E, p, M, mu_W, mu_H)).T / (2 * h)
+    ev = np.linalg.eigvals(J)
+    ev = np.delete(ev, np.argmin(np.abs(ev - 1)))
+    return float(np.max(np.abs(ev))) if ev.size else 0.0
+
+
+def _shard_rank_one_edge(p, M, lo=0.45, hi=1.2, step=0.01, tol=1e-9):
+    """Smallest ``mu = mu_W = mu_H`` with spectral radius > 1 (scan, then bisection);
+    ``lo`` when already unstable there, None when stable up to ``hi``."""
+    def bad(mu):
+        return _shard_rank_one_rho(p, M, mu, mu) > 1 + tol
+
+    if bad(lo):
+        return lo
+    prev = lo
+    for mu in np.arange(lo + step, hi + step / 2, step):
+        if bad(mu):
+            a, b = prev, float(mu)
+            for _ in range(16):
+                c = 0.5 * (a + b)
+                a, b = (a, c) if bad(c) else (c, b)
+            return b
+        prev = float(mu)
+    return None
+
+
+def full_batch_shard_edge(p):
+    """The rank-one edge of equal fractions for one full-batch step per shard (§10.3):
+    ``1`` for ``p <= 2``, else ``p (1 - sqrt(1 - 2/p)) / 2``."""
+    return 1.0 if p <= 2 else p * (1 - math.sqrt(1 - 2 / p)) / 2
+
+
+def sharded_linearization():
+    """The edge of the sharded scheme: rank-one model and general k (THEORY.md §10.3)."""
+    model = []
+    for p in (1, 2, 3, 4, 8):
+        for M in (1, 2, 3, 5, 10, 20):
+            model.append({"p": p, "M": M, "edge_numeric": _shard_rank_one_edge(p, M),
+                          "factor": (M + 1) / (2 * M),
+                          "edge_closed_form": full_batch_shard_edge(p) if M == 1 else None,
+                          "rho_at_half": _shard_rank_one_rho(p, M, 0.5, 0.5)})
+    edges = {(r["p"], r["M"]): r["edge_numeric"] for r in model}
+    general = []
+    for dist, k in (("uniform", 3), ("exponential", 4)):
+        for p in (2, 4):
+            for M in (1, 3, 5):
+                e = edges[(p, M)]
+                row = {"dist": dist, "k": k, "p": p, "M": M, "factor": (M + 1) / (2 * M),
+                       "edge_rank_one": e}
+                for key, mu in (("rho_half", 0.5), ("rho_factor", (M + 1) / (2 * M)),
+                                ("rho_edge_below", e - 0.02), ("rho_edge_above", e + 0.02)):
+                    row[key] = _epoch_jacobian_rho(60, 40, k, M, mu, dist=dist, seed=1, p=p)
+                general.append(row)
+    return {"rank_one_model": model, "general_k": general}
 
 
 def _gram_scheme(V, k, mult, variant, b, epochs=25, seed=0):
@@ -621,6 +797,7 @@ def summarize(results):
         }
 
     noise_total = group_total([r for r in results if r["group"] == "noise"])
+    sharded_total = group_total([r for r in results if r["group"] == "sharded"])
     claim = [r for r in results if r["claim"]]
     total = {
         "problem_x_seed": len(claim),
@@ -634,8 +811,32 @@ def summarize(results):
         "min_fail_edge": min([r["fail_edge"] for r in claim], default=None),
         "frac_edge_le_1.5": float(np.mean([r["edge"] <= 1.5 for r in claim])) if claim else None,
         "noise_group": noise_total,
+        "sharded_group": sharded_total,
+        "sharded_cells": sharded_cells(results),
     }
     return rows, total
+
+
+def sharded_cells(results):
+    """The sharded families per (family, p, precondition, b/m): counts at or below the
+    ceiling and the median edge (THEORY.md §10)."""
+    cells = {}
+    for r in results:
+        if r["mode"] not in ("shard", "shard-half"):
+            continue
+        key = (r["family"], r["shards"], r["precondition"], float(f"{r['batch_frac']:.2g}"))
+        cells.setdefault(key, []).append(r)
+    out = []
+    for (fam, p, pre, frac), rs in cells.items():
+        out.append({"family": fam, "shards": p, "precondition": pre, "batch_frac": frac,
+                    "problem_x_seed": len(rs),
+                    "runs_at_or_below": sum(r["below_runs"] for r in rs),
+                    "diverged_at_or_below": sum(r["below_diverged"] for r in rs),
+                    "increased_at_or_below": sum(r["below_increased"] for r in rs),
+                    "median_edge": _median([r["edge"] for r in rs]),
+                    "min_edge": min(r["edge"] for r in rs),
+                    "median_fail_edge": _median([r["fail_edge"] for r in rs])})
+    return out
 
 
 def _fmt(x, d=3, inf="> 8"):
@@ -673,9 +874,31 @@ def write_markdown(path, rows, total, results, extras, meta):
          f"{total['noise_group']['runs_at_or_below']} runs; increased: "
          f"{total['noise_group']['increased_at_or_below']}; median edge "
          f"{_fmt(total['noise_group']['median_edge'])}", "",
+         "## The sharded scheme of the Dask path (group `sharded`, THEORY.md §10)", "",
+         f"- problem x seed: {total['sharded_group']['problem_x_seed']} "
+         f"({total['sharded_group']['runs']} fits); diverged at or below the ceiling the engine "
+         f"enforces: **{total['sharded_group']['diverged_at_or_below']}** of "
+         f"{total['sharded_group']['runs_at_or_below']} runs; increased: "
+         f"{total['sharded_group']['increased_at_or_below']}; median edge "
+         f"{_fmt(total['sharded_group']['median_edge'])}; median failure edge "
+         f"{_fmt(total['sharded_group']['median_fail_edge'])}", "",
+         "`solve_sharded` in this process, p row shards, local steps, the other shards' stale "
+         "exact terms in the H step, an H average per epoch; every local step at `mult x` the "
+         "ceiling the engine enforces for it (the rule on `s_i W_B^T W_B + G_-i`, times "
+         "`(1 + b_i/m_i)/2`). The family `sharded, factor 1/2 (candidate)` (group `finding`) "
+         "runs the same problems with the factor replaced by 1/2 (THEORY.md §10.4).", "",
+         "| family | p | precondition | b/m | problem x seed | runs <= 1 | diverged <= 1 | "
+         "increased <= 1 | median edge | min edge | median failure edge |",
+         "|---|---|---|---|---|---|---|---|---|---|---|"]
+    for c in total.get("sharded_cells", []):
+        L.append(f"| {c['family']} | {c['shards']} | {c['precondition']} | {c['batch_frac']:g} | "
+                 f"{c['problem_x_seed']} | {c['runs_at_or_below']} | {c['diverged_at_or_below']} | "
+                 f"{c['increased_at_or_below']} | {_fmt(c['median_edge'])} | {_fmt(c['min_edge'])} "
+                 f"| {_fmt(c['median_fail_edge'])} |")
+    L += ["",
          "Group `finding` (not claims): the Gram W step with the diag(G) H step, noise without "
          "balancing, the per-block ceiling without the minibatch factor, a constant LR fixed at "
-         "the init.", "",
+         "the init, the candidate factor 1/2 of the sharded scheme.", "",
          "## Per family", "",
          "| family | group | ceiling | problems | problem x seed | runs <= 1 | diverged <= 1 | "
          "increased <= 1 | median edge | min edge | max finite edge | no edge <= 8 | edge <= 1.5 "
@@ -689,7 +912,9 @@ def write_markdown(path, rows, total, results, extras, meta):
                  f"{_fmt(r['frac_edge_le_1.5'])} | {_fmt(r['median_fail_edge'])} |")
     L += ["", "Ceiling `seq`: `(1 + b/m)/2 x 2/L_X` per block at every step (THEORY.md §2.2); "
           "`block`: the per-block `2/L_X` without the minibatch factor (the solver before it was wired in); `const`: a constant per-block "
-          "LR, `mult x` the `seq` ceilings at the initialization. Edge = smallest multiplier that "
+          "LR, `mult x` the `seq` ceilings at the initialization; `shard`: the sharded scheme at the "
+          "ceiling the engine enforces for each local step (THEORY.md §10); `shard-half`: the same "
+          "with the factor 1/2. Edge = smallest multiplier that "
           "diverged (non-finite, > 1e4 x, or final > 10 x the initial loss); failure edge = smallest "
           "multiplier that diverged or whose mean loss over the last third of the epochs exceeds the "
           "initial loss. `increased <= 1` counts the latter at multipliers <= 1.", ""]
@@ -709,7 +934,7 @@ def write_markdown(path, rows, total, results, extras, meta):
                  + ", ".join(_fmt(r["fail_edge"]) for r in rs)
                  + f" | {sum(r['below_diverged'] for r in rs)} | {sum(r['below_increased'] for r in rs)} | "
                  + (f"{_fmt(float(np.mean([r['floor_pred_at_1'] for r in rs])), inf='inf')} | "
-                    if rs[0]["precondition"] == "none" else "- | ")
+                    if rs[0]["precondition"] == "none" and rs[0]["shards"] == 1 else "- | ")
                  + f"{_fmt(float(np.mean([r['best_tail'] for r in rs])))} |")
     if extras.get("notes_case"):
         nc = extras["notes_case"]
@@ -744,6 +969,29 @@ def write_markdown(path, rows, total, results, extras, meta):
         for r in lin["asymmetric"]:
             L.append(f"| {r['M']} | {r['mu_W']} | {r['mu_H']} | {r['predicted_stable']} | "
                      f"{r['rho_rank_one']:.4g} |")
+    if extras.get("sharded_linearization"):
+        sl = extras["sharded_linearization"]
+        L += ["", "## Linear stability of the sharded epoch map (THEORY.md §10.3)", "",
+              "Rank-one model, p equal shards of M equal batches, every local step at mu of its own "
+              "ceiling (W and H alike): first mu with spectral radius > 1 (scan 0.01, then "
+              "bisection); the engine's factor (M+1)/(2M) (multiplier 1); the closed form of "
+              "Theorem 10.2 for M = 1; the spectral radius at mu = 1/2 (the candidate of §10.4).", "",
+              "| p | M | edge (numeric) | engine factor (M+1)/(2M) | edge / factor | closed form (M = 1) "
+              "| rho at 1/2 |", "|---|---|---|---|---|---|---|"]
+        for r in sl["rank_one_model"]:
+            e = r["edge_numeric"]
+            L.append(f"| {r['p']} | {r['M']} | {_fmt(e, 4)} | {r['factor']:.4g} | "
+                     f"{_fmt(e / r['factor'] if e is not None else None, 3)} | "
+                     f"{_fmt(r['edge_closed_form'], 4)} | {r['rho_at_half']:.3f} |")
+        L += ["", "General k (60 x 40 exact planted factorization, finite-difference Jacobian of one "
+              "sharded epoch, the k^2 neutral modes removed): spectral radius at mu = 1/2, at the "
+              "engine's factor and at the rank-one edge -/+ 0.02.", "",
+              "| entries | k | p | M | engine factor | rank-one edge | rho(1/2) | rho(factor) "
+              "| rho(edge - 0.02) | rho(edge + 0.02) |", "|---|---|---|---|---|---|---|---|---|---|"]
+        for r in sl["general_k"]:
+            L.append(f"| {r['dist']} | {r['k']} | {r['p']} | {r['M']} | {r['factor']:.4g} | "
+                     f"{r['edge_rank_one']:.4g} | {r['rho_half']:.4f} | {r['rho_factor']:.4f} | "
+                     f"{r['rho_edge_below']:.4f} | {r['rho_edge_above']:.4f} |")
     if extras.get("gram_variants"):
         gv = extras["gram_variants"]
         L += ["", "## The projected Gram H step and two fallbacks (THEORY.md §7)", "",
@@ -786,7 +1034,7 @@ def write_figure(path, results):
         fin = np.isfinite(es)
         x = i + 0.15 * rng.standard_normal(es.size)
         group = [r for r in results if r["family"] == fam][0]["group"]
-        color = {"stability": "C0", "noise": "C2"}.get(group, "C1")
+        color = {"stability": "C0", "noise": "C2", "sharded": "C4"}.get(group, "C1")
         ax.scatter(x[fin], es[fin], s=14, alpha=0.6, color=color)
         ax.scatter(x[~fin], np.full((~fin).sum(), top), s=14, marker="^", alpha=0.6, color="C3")
         if fin.any():
@@ -794,7 +1042,8 @@ def write_figure(path, results):
     from matplotlib.lines import Line2D
 
     ax.legend(handles=[Line2D([], [], ls="", marker="o", color=c, label=lab) for c, lab in (
-        ("C0", "claim: stability"), ("C2", "noise + balancing"), ("C1", "finding (not a claim)"))]
+        ("C0", "claim: stability"), ("C2", "noise + balancing"), ("C4", "sharded scheme (§10)"),
+        ("C1", "finding (not a claim)"))]
         + [Line2D([], [], ls="", marker="^", color="C3", label="no divergence up to 8")],
         fontsize=7, loc="upper left")
     ax.axhline(1.0, color="k", ls="--", lw=1)
@@ -881,6 +1130,8 @@ def main(argv=None):
         extras["linearization"] = linearization()
         print("  gram variants ...", flush=True)
         extras["gram_variants"] = gram_variants()
+        print("  sharded linearization ...", flush=True)
+        extras["sharded_linearization"] = sharded_linearization()
     rows, total = summarize(results)
     meta = {"quick": args.quick, "seconds": time.time() - t0, "workers": workers,
             "numpy": np.__version__, "python": platform.python_version(),
