@@ -33,14 +33,15 @@ What "eta at mult x ceiling" means (mode ``seq``, the claim)
     (see :class:`_Ceilings`). For ``precondition="gram"`` the W ceiling is the constant
     ``2 x factor``, set through a per-block LR.
 
-The sharded scheme (mode ``shard``, group ``sharded``, THEORY.md §10)
+The sharded scheme (mode ``shard-half``, group ``sharded``, THEORY.md §10)
     The same instrument on :func:`nmf_sched.engine.shards.solve_sharded`, the scheme of
     the Dask path run in this process: ``p`` row shards with local minibatch steps, the
     other shards' exact stale terms in the H step, an H average per epoch. Every local step
     of every shard runs at ``mult`` times the ceiling the engine enforces for it (the
     preconditioner's rule on the shard's curvature ``s_i W_B^T W_B + G_{-i}``, times the
-    factor ``(1 + b_i/m_i)/2``). Mode ``shard-half`` (group ``finding``) replaces that factor by
-    ``1/2``, the candidate ceiling of THEORY.md §10.4.
+    factor ``1/2`` of THEORY.md §10.4, :data:`nmf_sched.bounds.SHARDED_FACTOR`). Mode
+    ``shard`` (group ``finding``) uses the single-machine factor ``(1 + b_i/m_i)/2``
+    instead, what the engine enforced before: it is not stable (§10.3).
 
 Other modes (not part of the claim; they document two findings)
     ``block``: the per-block ceilings ``2/L_X`` without the minibatch factor
@@ -118,7 +119,7 @@ class _Ceilings:
     ``coupling="sequential"``: both ceilings get the minibatch factor ``(1 + 1/scale)/2``
     (THEORY.md §2.2), as the engine applies it; ``"none"``: the factor is 1 (the per-block
     ceilings alone, what the solver enforced before the factor); ``"half"``: the factor is
-    ``1/2`` for every batch size (the candidate ceiling of the sharded scheme, §10.4).
+    ``1/2`` for every batch size (the sharded scheme's factor, §10.4).
     ``log`` collects ``lambda_max(s W_B^T W_B) / lambda_max(W^T W)`` at every H step (through the
     preconditioner's H ceiling rule).
     """
@@ -130,6 +131,11 @@ class _Ceilings:
 
     def __getattr__(self, name):
         return getattr(bounds, name)
+
+    def step_factor(self, scale, sharded=False):
+        """The engine's factor for one step, replaced by this run's (``sharded`` ignored: the
+        mode decides)."""
+        return self.minibatch_factor(scale)
 
     def minibatch_factor(self, scale):
         if self.coupling == "sequential":
@@ -157,7 +163,7 @@ def _solver_inline_w() -> bool:
         src = inspect.getsource(_rows.RowModel.step)
     except (OSError, TypeError, AttributeError):  # pragma: no cover
         return True
-    return "minibatch_factor" not in src
+    return "minibatch_factor" not in src and "step_factor" not in src
 
 
 INLINE_W = _solver_inline_w()
@@ -362,10 +368,11 @@ def sweep(task):
 # ---------------------------------------------------------------------------
 # the grid
 # ---------------------------------------------------------------------------
-#: (family, mode, group) of the sharded scheme: the ceiling the engine enforces (§10.1) and
-#: the candidate factor 1/2 (§10.4, not what the engine does)
-SHARDED = (("sharded (p=2, p=4)", "shard", "sharded"),
-           ("sharded, factor 1/2 (candidate)", "shard-half", "finding"))
+#: (family, mode, group) of the sharded scheme: the ceiling the engine enforces (the block rule
+#: of §10.1 on the shard's curvature, times 1/2, §10.4), and the single-machine factor
+#: (1 + b/m)/2 it enforced before (a finding: not stable, §10.3)
+SHARDED = (("sharded (p=2, p=4), factor 1/2", "shard-half", "sharded"),
+           ("sharded, factor (1 + b/m)/2 (before)", "shard", "finding"))
 
 
 def _b(m, frac):
@@ -430,7 +437,7 @@ def grid(quick=False):
                (dict(kind="digits"), 1797, 10), (dict(kind="faces"), 200, 10))
     for data, m, k in cd_data:
         add("cd (solver default)", data, k, m, (0.05, 0.2, 1.0), precondition="cd")
-    # the sharded scheme of the Dask path (§10): the engine's ceiling, and the candidate 1/2
+    # the sharded scheme of the Dask path (§10): the engine's factor 1/2, and the factor before
     shard_data = ((dict(kind="planted", m=500, n=300, rank=8, noise=0.05, seed=8), 500, 8),
                   (dict(kind="planted", m=500, n=300, rank=8, noise=0.05, seed=8,
                         dist="exponential"), 500, 8),
@@ -884,9 +891,10 @@ def write_markdown(path, rows, total, results, extras, meta):
          f"{_fmt(total['sharded_group']['median_fail_edge'])}", "",
          "`solve_sharded` in this process, p row shards, local steps, the other shards' stale "
          "exact terms in the H step, an H average per epoch; every local step at `mult x` the "
-         "ceiling the engine enforces for it (the rule on `s_i W_B^T W_B + G_-i`, times "
-         "`(1 + b_i/m_i)/2`). The family `sharded, factor 1/2 (candidate)` (group `finding`) "
-         "runs the same problems with the factor replaced by 1/2 (THEORY.md §10.4).", "",
+         "ceiling the engine enforces for it (the rule on `s_i W_B^T W_B + G_-i`, times 1/2, "
+         "THEORY.md §10.4). The family `sharded, factor (1 + b/m)/2 (before)` (group `finding`) "
+         "runs the same problems with the single-machine factor the engine applied before "
+         "(§10.3: not stable).", "",
          "| family | p | precondition | b/m | problem x seed | runs <= 1 | diverged <= 1 | "
          "increased <= 1 | median edge | min edge | median failure edge |",
          "|---|---|---|---|---|---|---|---|---|---|---|"]
@@ -898,7 +906,7 @@ def write_markdown(path, rows, total, results, extras, meta):
     L += ["",
          "Group `finding` (not claims): the Gram W step with the diag(G) H step, noise without "
          "balancing, the per-block ceiling without the minibatch factor, a constant LR fixed at "
-         "the init, the candidate factor 1/2 of the sharded scheme.", "",
+         "the init, the single-machine factor on the sharded scheme (before 1/2).", "",
          "## Per family", "",
          "| family | group | ceiling | problems | problem x seed | runs <= 1 | diverged <= 1 | "
          "increased <= 1 | median edge | min edge | max finite edge | no edge <= 8 | edge <= 1.5 "
@@ -974,9 +982,10 @@ def write_markdown(path, rows, total, results, extras, meta):
         L += ["", "## Linear stability of the sharded epoch map (THEORY.md §10.3)", "",
               "Rank-one model, p equal shards of M equal batches, every local step at mu of its own "
               "ceiling (W and H alike): first mu with spectral radius > 1 (scan 0.01, then "
-              "bisection); the engine's factor (M+1)/(2M) (multiplier 1); the closed form of "
-              "Theorem 10.2 for M = 1; the spectral radius at mu = 1/2 (the candidate of §10.4).", "",
-              "| p | M | edge (numeric) | engine factor (M+1)/(2M) | edge / factor | closed form (M = 1) "
+              "bisection); the single-machine factor (M+1)/(2M) (the engine's before 1/2); the "
+              "closed form of Theorem 10.2 for M = 1; the spectral radius at mu = 1/2 (the "
+              "engine's factor, §10.4).", "",
+              "| p | M | edge (numeric) | single-machine factor (M+1)/(2M) | edge / factor | closed form (M = 1) "
               "| rho at 1/2 |", "|---|---|---|---|---|---|---|"]
         for r in sl["rank_one_model"]:
             e = r["edge_numeric"]

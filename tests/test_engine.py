@@ -111,8 +111,10 @@ def test_one_shard_is_the_single_machine_fit(kw):
 
 @pytest.mark.parametrize("p", [2, 4])
 def test_shards_reach_the_single_machine_error(p):
+    """Within 1.1x the single-machine error after 80 epochs (the shards step at 1/2 of the
+    per-block ceilings, THEORY.md 10.4, so they lag early: 1.11x at 40 epochs on this problem)."""
     V = planted_dense(800, 60, 5, noise=0.05, seed=2)
-    cfg = RowConfig(epochs=40, tol=0.0, batch_size=100)
+    cfg = RowConfig(epochs=80, tol=0.0, batch_size=100)
     ref = solve_rows(V, 5, schedule="auto", cfg=cfg, seed=0)
     res = solve_sharded(V, 5, p, schedule="auto", cfg=cfg, seed=0)
     assert res.rel_error <= 1.1 * ref.rel_error

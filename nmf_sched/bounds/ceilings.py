@@ -10,7 +10,7 @@ import math
 import numpy as np
 
 __all__ = [
-    "lmax", "gen_lmax", "safe_diag", "ceiling_rule", "ridge", "block_ceilings", "CEILING_RULES", "minibatch_factor", "coupling_stable", "ceiling_W", "step_ceilings",
+    "lmax", "gen_lmax", "safe_diag", "ceiling_rule", "ridge", "block_ceilings", "CEILING_RULES", "minibatch_factor", "step_factor", "SHARDED_FACTOR", "coupling_stable", "ceiling_W", "step_ceilings",
     "noise_adjusted", "noise_floor", "joint_ceiling", "joint_fraction", "clip_ceilings",
     "gram_safe_ceiling", "PRECONDITIONERS", "COUPLINGS", "REPORT_UNITS",
 ]
@@ -165,6 +165,21 @@ def block_ceilings(precondition, HHt, G, A, scale, *, xp=np, l2_W=0.0, l2_H=0.0)
     f = minibatch_factor(scale)
     return (rw(ridge(HHt, l2_W, xp), xp) * f,
             rh(ridge(G, l2_H, xp), ridge(A, l2_H, xp), xp) * f)
+
+
+#: the factor on every ceiling of a shard's local steps when other shards' rows are stale
+#: (p >= 2, THEORY.md 10.3-10.4): the steps are partly simultaneous with respect to the other
+#: shards, and the single-machine factor (1 + b/m)/2 leaves the scheme unstable (edge 0.586
+#: at p = 4 full batch in the rank-one model; 4 divergences and 31 loss increases in 720 verify
+#: runs at or below it). 1/2 is proven for full batches in the rank-one model and gave 0 of
+#: the same 720 runs diverging or increasing.
+SHARDED_FACTOR = 0.5
+
+
+def step_factor(scale, sharded: bool = False) -> float:
+    """The factor on the per-block ceilings of one step: :func:`minibatch_factor` on one
+    machine (or one shard), :data:`SHARDED_FACTOR` for a shard with stale neighbours."""
+    return SHARDED_FACTOR if sharded else minibatch_factor(scale)
 
 
 def minibatch_factor(scale) -> float:

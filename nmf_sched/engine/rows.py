@@ -171,7 +171,7 @@ class RowModel:
         HHt = self.Ht.T @ self.Ht
         WB = self.W if idx is None else self.W[idx]
         scale = self.m / _bsz(idx, self.m)
-        f = bounds.minibatch_factor(scale)
+        f = bounds.step_factor(scale, sharded=self.rest is not None)
         return (self.pre.ceiling_W(HHt) * f,
                 self.pre.ceiling_H(self._Gfull(), self._curv(WB.T @ WB, scale)) * f)
 
@@ -211,7 +211,8 @@ class RowModel:
         if gd is not None:  # hypergradient: gradient at the batch, before the step
             gd_gW, gd_WB = pre.grad_W(WB, HHt, P), WB.copy()
         # ---- W_B step (rows decouple: the curvature is HH^T for any batch)
-        f = bounds.minibatch_factor(scale)  # sequential W_B-then-H coupling (THEORY.md 2.2)
+        # sequential W_B-then-H coupling (THEORY.md 2.2); 1/2 with stale shards (10.4)
+        f = bounds.step_factor(scale, sharded=self.rest is not None)
         cW = pre.ceiling_W(HHt) * f
         lw = lr_W[idx] if (isinstance(lr_W, np.ndarray) or hasattr(lr_W, "ndim")) \
             and getattr(lr_W, "ndim", 0) == 2 and idx is not None else lr_W

@@ -14,11 +14,15 @@ other shards' rows frozen at the start of the epoch:
 
 with ``G_{-i} = sum_{j != i} W_j^T W_j`` and ``A_{-i} = sum_{j != i} V_j^T W_j`` (exact
 products the driver already has from the previous epoch: no extra pass over the data). The
-curvature of that step is ``s_i W_{B_i}^T W_{B_i} + G_{-i}``, so the preconditioner's
-ceiling rule applies unchanged (bounds/THEORY.md 10); the row model's ``rest`` term carries
-``(G_{-i}, A_{-i})``. At the end of a unit the driver averages the shards' copies,
-``H <- sum_i (m_i/m) H_i`` (for a fixed ``W`` the loss is convex in ``H``, so the average is
-never worse than the weighted mean of the shards' results, THEORY.md 10).
+curvature of that step is ``s_i W_{B_i}^T W_{B_i} + G_{-i}``: the preconditioner's ceiling
+rule on it gives descent per step (bounds/THEORY.md 10.1), but the shards' steps are partly
+simultaneous with respect to each other, so with ``p >= 2`` every ceiling takes the factor
+1/2 (:data:`nmf_sched.bounds.SHARDED_FACTOR`, THEORY.md 10.3-10.4) instead of the
+single-machine ``(1 + b/m)/2``; the row model's ``rest`` term carries ``(G_{-i}, A_{-i})``.
+At the end of a unit the driver averages the shards' copies, ``H <- sum_i (m_i/m) H_i``: for
+the new ``W`` the loss is convex in ``H``, so the loss at the average is never above the
+weighted mean of the losses at the shards' copies (Jensen, THEORY.md 10.2) — which is not
+the objective each shard descended (its neighbours' rows were stale).
 
 Penalties (:mod:`nmf_sched.engine.penalty`, the absolute values of the whole matrix): each
 shard's steps add them as the single-machine steps do (its W rows' penalty, and H's in full:
