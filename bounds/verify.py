@@ -43,6 +43,17 @@ The sharded scheme (mode ``shard-half``, group ``sharded``, THEORY.md §10)
     ``shard`` (group ``finding``) uses the single-machine factor ``(1 + b_i/m_i)/2``
     instead, what the engine enforced before: it is not stable (§10.3).
 
+Penalties (family ``regularized``, group ``regularized``, THEORY.md §11)
+    The ``seq`` instrument on fits with ``alpha_W > 0``, ``alpha_H="same"`` (pure L2, pure L1
+    and a mix): the engine's ceilings are then the rules on the ridged Grams (``HH^T + l2_W I``,
+    ``s W_B^T W_B + l2_H I``), times the minibatch factor, and the loss of the classification
+    is the regularized objective (the trace's loss; the initial loss ``loss0`` includes the
+    penalty too). ``alpha_W = alpha_rel x min(L_W/n, L_H/m)`` at the init, so the larger
+    relative ridge ``max(l2_W/L_W, l2_H/L_H)`` is ``alpha_rel (1 - l1_ratio)``. Each run
+    records the ceilings the engine used at the init (the trace's first row), and each
+    problem x seed the unregularized ones of the same first batch (a one-epoch fit with
+    ``alpha = 0``) and the formula :func:`nmf_sched.bounds.block_ceilings` with the ridges.
+
 Other modes (not part of the claim; they document two findings)
     ``block``: the per-block ceilings ``2/L_X`` without the minibatch factor
     (what the solver enforced before the factor was wired in); ``const``: a constant per-block LR equal
@@ -52,6 +63,9 @@ Usage::
 
     python bounds/verify.py            # full grid, ~15 min on 2 cores
     python bounds/verify.py --quick    # small grid, < 1 min (tests/test_verify.py)
+    python bounds/verify.py --only regularized --merge bounds/results/verify.json
+        # run only the families whose name or group matches, keep the other families'
+        # runs (and the extras) of the JSON, write the merged verify.{json,md,png}
 
 Writes ``verify.json``, ``verify.md``, ``verify.png`` (``verify_quick.*`` with
 ``--quick``) to ``--out`` (default ``bounds/results``).
@@ -232,6 +246,9 @@ def run_one(V, k, W0, H0, spec, mult, seed, loss0, ceil0, epochs, log=None):
     kw = dict(epochs=epochs, batch_size=b, seed=seed, noise_std=spec.get("noise_std", 0.0),
               precondition=pre, tol=0.0, guard=False, callback=stop, W0=W0, H0=H0,
               balance=bool(spec.get("balance", False)))
+    if spec.get("alpha_W"):  # the regularized family (alpha_H = "same")
+        kw.update(alpha_W=float(spec["alpha_W"]), alpha_H="same",
+                  l1_ratio=float(spec.get("l1_ratio", 0.0)))
     t0 = time.perf_counter()
     with np.errstate(all="ignore"):  # overflow warnings of diverging runs are expected
         res = _fit(V, k, spec, mode, pre, scale, mult, ceil0, kw, log)
@@ -299,8 +316,53 @@ def _classify(res, loss0, mult, t0):
         "tail_rel": float(np.mean(tail)) / loss0,
         "frac_epochs_up": float(inc.mean()) if inc.size else 0.0,
         "ceiling_H_drift": float(np.min(cH) / cH0) if cH.size and cH0 and math.isfinite(cH0) else None,
+        # what the engine computed at the init: its loss (the regularized objective with
+        # penalties) and the ceilings it enforced for the first batch (ridged with L2)
+        "loss0_trace": float(losses[0]),
+        # a collapse to W = 0 or H = 0 (F = ||V||^2/2): with penalties that can be below the
+        # initial (regularized) loss, so neither "diverged" nor "increased" flags it
+        "collapsed": bool(not np.any(np.asarray(res.W)) or not np.any(np.asarray(res.H))),
+        "ceiling_W0": float(res.trace[0]["ceiling_W"]),
+        "ceiling_H0": float(cH0),
         "seconds": time.perf_counter() - t0,
     }
+
+
+def _penalized(V, k, W0, H0, spec, seed):
+    """``alpha_W`` of a regularized spec and what the engine must reproduce at the init: the
+    regularized objective, the ridged ceilings (formula, for the W rows any batch; for H the
+    full batch) and the unregularized ceilings of the same first batch (THEORY.md §11)."""
+    from nmf_sched.engine.penalty import Penalty
+
+    m, n = V.shape
+    b = min(spec["b"], m)
+    HHt, G = H0 @ H0.T, W0.T @ W0
+    LW, LH = bounds.lmax(HHt), bounds.lmax(G)
+    rho = float(spec.get("l1_ratio", 0.0))
+    alpha = float(spec["alpha_rel"]) * min(LW / n, LH / m)
+    pen = Penalty.from_alphas(alpha, "same", rho, m, n)
+    loss0 = exact_loss(V, W0, H0) + pen.value_W(W0) + pen.value_H(H0.T)
+    pre = spec.get("precondition", "none")
+    ridged = bounds.block_ceilings(pre, HHt, G, G, m / b, l2_W=pen.l2_W, l2_H=pen.l2_H)
+    plain = bounds.block_ceilings(pre, HHt, G, G, m / b)
+    # the unregularized ceilings the engine computes for the same first batch (same seed)
+    spec0 = {key: v for key, v in spec.items() if key not in ("alpha_rel",)}
+    with np.errstate(all="ignore"):
+        res0 = nmf_sched.fit(V, k, schedule=_Cap(), clip_lr=True, kappa=1.0, epochs=1,
+                             batch_size=b, seed=seed, precondition=pre, tol=0.0, guard=False,
+                             W0=W0, H0=H0, balance=False, noise_std=spec0.get("noise_std", 0.0))
+    reg = {"alpha_W": alpha, "alpha_rel": float(spec["alpha_rel"]), "l1_ratio": rho,
+           "l1_W": pen.l1_W, "l2_W": pen.l2_W, "l1_H": pen.l1_H, "l2_H": pen.l2_H,
+           "L_W0": LW, "L_H0": LH, "ridge_rel_W": pen.l2_W / LW, "ridge_rel_H": pen.l2_H / LH,
+           "loss0": float(loss0), "loss0_unregularized": float(exact_loss(V, W0, H0)),
+           # block_ceilings with the ridges (W: exact for every batch; H: the full-batch
+           # curvature A = G) and without
+           "formula_ceiling_W0": float(ridged[0]), "formula_ceiling_H0_full": float(ridged[1]),
+           "formula_ceiling_W0_unreg": float(plain[0]),
+           "formula_ceiling_H0_full_unreg": float(plain[1]),
+           "unreg_ceiling_W0": float(res0.trace[0]["ceiling_W"]),
+           "unreg_ceiling_H0": float(res0.trace[0]["ceiling_H"])}
+    return dict(spec, alpha_W=alpha, l1_ratio=rho), reg
 
 
 def sweep(task):
@@ -313,6 +375,10 @@ def sweep(task):
     m = V.shape[0]
     b = min(spec["b"], m)
     epochs = _epochs(m, b, spec.get("quick", False))
+    reg = None
+    if "alpha_rel" in spec:  # penalties: alpha from the init's curvatures; loss0 regularized
+        spec, reg = _penalized(V, k, W0, H0, spec, seed)
+        loss0 = reg["loss0"]
     if "noise_rel" in spec:  # gradient noise relative to the RMS H-gradient entry at the init
         from nmf_sched.objective import gradients
 
@@ -358,6 +424,9 @@ def sweep(task):
     }
     out["floor_pred_at_1"] = floor(1.0)
     out["best_tail"] = min(r["tail_rel"] for r in runs if r["mult"] <= 1.0)
+    if reg is not None:
+        out["penalty"] = reg
+        out["alpha_W"], out["l1_ratio"] = spec["alpha_W"], spec["l1_ratio"]
     if rep is not None:
         out["report"] = {key: rep.as_dict()[key] for key in (
             "ceiling_W_seq", "ceiling_H_seq", "ceiling_W", "ceiling_H", "ceiling_H_batch",
@@ -375,6 +444,14 @@ SHARDED = (("sharded (p=2, p=4), factor 1/2", "shard-half", "sharded"),
            ("sharded, factor (1 + b/m)/2 (before)", "shard", "finding"))
 
 
+#: the regularized family (THEORY.md §11): l1_ratio and alpha_rel (alpha_W = alpha_rel x
+#: min(L_W/n, L_H/m) at the init): pure L2 with the ridge equal to the curvature of one block
+#: (its ceiling halves), a mix (ridge 1/4 of it, plus L1), pure L1 (mild: stronger L1 zeroes
+#: the planted factors)
+REGULARIZED = "regularized (L1/L2 prox, §11)"
+PENALTIES = ((0.0, 1.0), (0.5, 0.5), (1.0, 0.1))
+
+
 def _b(m, frac):
     return max(1, int(round(frac * m)))
 
@@ -388,7 +465,8 @@ def grid(quick=False):
             for key in ("dist", "condition", "density", "noise"):
                 if key in data and data[key] is not None:
                     sid += f":{key}={data[key]}"
-            for key in ("noise_rel", "precondition", "mode", "shards", "init", "balance"):
+            for key in ("noise_rel", "precondition", "mode", "shards", "init", "balance",
+                        "l1_ratio", "alpha_rel"):
                 if key in kw:
                     sid += f":{key}={kw[key]}"
             specs.append(dict(id=sid, family=family, data=data, k=k, b=_b(m, f), quick=quick, **kw))
@@ -405,6 +483,8 @@ def grid(quick=False):
             for p in ps:
                 add(fam, dict(kind="planted", m=200, n=120, rank=4, noise=0.05, seed=0), 4, 200,
                     (1.0,), shards=p, mode=mode, group=group)
+        add(REGULARIZED, dict(kind="planted", m=200, n=120, rank=4, noise=0.05, seed=0), 4, 200,
+            (0.2,), l1_ratio=0.5, alpha_rel=0.5, group="regularized")
         return specs, (0,)
 
     fr = (0.01, 0.05, 0.2, 1.0)
@@ -448,6 +528,13 @@ def grid(quick=False):
                 for pre in ("none", "cd"):
                     add(fam, data, k, m, (0.05, 0.2, 1.0), shards=p, mode=mode, precondition=pre,
                         group=group)
+    # penalties (§11): the proximal step at the ridged ceilings, plain and coordinate-wise
+    for data, m, k in ((dict(kind="planted", m=500, n=300, rank=8, noise=0.05, seed=9), 500, 8),
+                       (dict(kind="digits"), 1797, 10)):
+        for pre in ("none", "cd"):
+            for rho, a in PENALTIES:
+                add(REGULARIZED, data, k, m, (0.05, 0.2, 1.0), precondition=pre, l1_ratio=rho,
+                    alpha_rel=a, group="regularized")
     # not part of the claim: noise without the balancing step, the per-block ceiling without
     # the minibatch factor, and a constant LR fixed at the init
     for nu in (0.05, 0.5):
@@ -805,6 +892,7 @@ def summarize(results):
 
     noise_total = group_total([r for r in results if r["group"] == "noise"])
     sharded_total = group_total([r for r in results if r["group"] == "sharded"])
+    regularized_total = group_total([r for r in results if r["group"] == "regularized"])
     claim = [r for r in results if r["claim"]]
     total = {
         "problem_x_seed": len(claim),
@@ -820,6 +908,8 @@ def summarize(results):
         "noise_group": noise_total,
         "sharded_group": sharded_total,
         "sharded_cells": sharded_cells(results),
+        "regularized_group": regularized_total,
+        "regularized_cells": regularized_cells(results),
     }
     return rows, total
 
@@ -846,6 +936,38 @@ def sharded_cells(results):
     return out
 
 
+def regularized_cells(results):
+    """The regularized family per (precondition, l1_ratio, b/m): counts at or below the
+    (ridged) ceiling, the median edge, and the ridged ceilings at the init over the
+    unregularized ones of the same first batch (THEORY.md §11)."""
+    cells = {}
+    for r in results:
+        if r["group"] != "regularized":
+            continue
+        key = (r["precondition"], r["l1_ratio"], float(f"{r['batch_frac']:.2g}"))
+        cells.setdefault(key, []).append(r)
+    out = []
+    for (pre, rho, frac), rs in cells.items():
+        out.append({"precondition": pre, "l1_ratio": rho, "batch_frac": frac,
+                    "alpha_rel": rs[0]["penalty"]["alpha_rel"],
+                    "problem_x_seed": len(rs),
+                    "runs_at_or_below": sum(r["below_runs"] for r in rs),
+                    "diverged_at_or_below": sum(r["below_diverged"] for r in rs),
+                    "increased_at_or_below": sum(r["below_increased"] for r in rs),
+                    "median_edge": _median([r["edge"] for r in rs]),
+                    "min_edge": min(r["edge"] for r in rs),
+                    "median_fail_edge": _median([r["fail_edge"] for r in rs]),
+                    "collapsed_at_or_below": sum(run.get("collapsed", False) for r in rs
+                                                 for run in r["runs"] if run["mult"] <= 1.0),
+                    "collapsed_above": sum(run.get("collapsed", False) for r in rs
+                                           for run in r["runs"] if run["mult"] > 1.0),
+                    "ceiling_W0_ratio": _median([r["runs"][0]["ceiling_W0"]
+                                                 / r["penalty"]["unreg_ceiling_W0"] for r in rs]),
+                    "ceiling_H0_ratio": _median([r["runs"][0]["ceiling_H0"]
+                                                 / r["penalty"]["unreg_ceiling_H0"] for r in rs])})
+    return out
+
+
 def _fmt(x, d=3, inf="> 8"):
     if x is None:
         return "-"
@@ -859,7 +981,11 @@ def _fmt(x, d=3, inf="> 8"):
 def write_markdown(path, rows, total, results, extras, meta):
     L = ["# Verification of the stability ceilings", "",
          f"Generated by `python bounds/verify.py{' --quick' if meta['quick'] else ''}` "
-         f"({meta['seconds']:.0f} s, {meta['workers']} worker(s), numpy {meta['numpy']}). "
+         f"({meta['seconds']:.0f} s, {meta['workers']} worker(s), numpy {meta['numpy']})"
+         + "".join(f"; families {', '.join(f'`{x}`' for x in mg['families'])} rerun with "
+                   f"`--only {mg['only']} --merge` ({mg['seconds']:.0f} s, {mg['workers']} "
+                   f"worker(s)), the other families' runs kept"
+                   for mg in meta.get("merged", [])) + ". "
          "Every step of every block runs at `mult x` its own current ceiling; the claimed ceiling "
          "(mode `seq`) is THEORY.md §2.2: `(1 + b/m)/2 x 2/L_X` per block. "
          "Multipliers: " + ", ".join(f"{m:.3g}" for m in BELOW + ABOVE) + " (the scan upward "
@@ -903,6 +1029,37 @@ def write_markdown(path, rows, total, results, extras, meta):
                  f"{c['problem_x_seed']} | {c['runs_at_or_below']} | {c['diverged_at_or_below']} | "
                  f"{c['increased_at_or_below']} | {_fmt(c['median_edge'])} | {_fmt(c['min_edge'])} "
                  f"| {_fmt(c['median_fail_edge'])} |")
+    rg = total.get("regularized_group")
+    if rg and rg["problem_x_seed"]:
+        L += ["", "## Penalties: the proximal step at the ridged ceiling (group `regularized`, "
+              "THEORY.md §11)", "",
+              f"- problem x seed: {rg['problem_x_seed']} ({rg['runs']} fits); diverged at or below "
+              f"the ridged ceiling: **{rg['diverged_at_or_below']}** of {rg['runs_at_or_below']} "
+              f"runs; increased (regularized objective): {rg['increased_at_or_below']}; median "
+              f"edge {_fmt(rg['median_edge'])}; median failure edge "
+              f"{_fmt(rg['median_fail_edge'])}", "",
+              "`fit(alpha_W=alpha, alpha_H=\"same\", l1_ratio=rho)` with `alpha = alpha_rel x "
+              "min(L_W/n, L_H/m)` at the init; every step at `mult x` the engine's ceiling: the "
+              "preconditioner's rule on the ridged Grams (`HH^T + l2_W I`, `s W_B^T W_B + l2_H I`) "
+              "times `(1 + b/m)/2`. Loss = the regularized objective (the trace's; the initial "
+              "loss includes the penalty). Ceiling ratios: the engine's ceilings at the init over "
+              "the unregularized ones of the same first batch (median; `cd` is in its own LR "
+              "unit: its W ceiling is 2 whatever the ridge, the ridge goes into the scaling "
+              "`G_cc + l2`). Collapsed: runs ending with `W = 0` or `H = 0` (the "
+              "objective is then `||V||^2/2`, which can be below the regularized initial loss: "
+              "neither divergence nor increase flags it).", "",
+              "| precondition | l1_ratio | alpha_rel | b/m | problem x seed | runs <= 1 | "
+              "diverged <= 1 | increased <= 1 | median edge | min edge | median failure edge | "
+              "collapsed <= 1 | collapsed > 1 | c_W / unreg. | c_H / unreg. |",
+              "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+        for c in total.get("regularized_cells", []):
+            L.append(f"| {c['precondition']} | {c['l1_ratio']:g} | {c['alpha_rel']:g} | "
+                     f"{c['batch_frac']:g} | {c['problem_x_seed']} | {c['runs_at_or_below']} | "
+                     f"{c['diverged_at_or_below']} | {c['increased_at_or_below']} | "
+                     f"{_fmt(c['median_edge'])} | {_fmt(c['min_edge'])} | "
+                     f"{_fmt(c['median_fail_edge'])} | {c['collapsed_at_or_below']} | "
+                     f"{c['collapsed_above']} | {_fmt(c['ceiling_W0_ratio'])} | "
+                     f"{_fmt(c['ceiling_H0_ratio'])} |")
     L += ["",
          "Group `finding` (not claims): the Gram W step with the diag(G) H step, noise without "
          "balancing, the per-block ceiling without the minibatch factor, a constant LR fixed at "
@@ -942,7 +1099,8 @@ def write_markdown(path, rows, total, results, extras, meta):
                  + ", ".join(_fmt(r["fail_edge"]) for r in rs)
                  + f" | {sum(r['below_diverged'] for r in rs)} | {sum(r['below_increased'] for r in rs)} | "
                  + (f"{_fmt(float(np.mean([r['floor_pred_at_1'] for r in rs])), inf='inf')} | "
-                    if rs[0]["precondition"] == "none" and rs[0]["shards"] == 1 else "- | ")
+                    if rs[0]["precondition"] == "none" and rs[0]["shards"] == 1
+                    and "penalty" not in rs[0] else "- | ")
                  + f"{_fmt(float(np.mean([r['best_tail'] for r in rs])))} |")
     if extras.get("notes_case"):
         nc = extras["notes_case"]
@@ -1043,7 +1201,8 @@ def write_figure(path, results):
         fin = np.isfinite(es)
         x = i + 0.15 * rng.standard_normal(es.size)
         group = [r for r in results if r["family"] == fam][0]["group"]
-        color = {"stability": "C0", "noise": "C2", "sharded": "C4"}.get(group, "C1")
+        color = {"stability": "C0", "noise": "C2", "sharded": "C4",
+                 "regularized": "C5"}.get(group, "C1")
         ax.scatter(x[fin], es[fin], s=14, alpha=0.6, color=color)
         ax.scatter(x[~fin], np.full((~fin).sum(), top), s=14, marker="^", alpha=0.6, color="C3")
         if fin.any():
@@ -1052,6 +1211,7 @@ def write_figure(path, results):
 
     ax.legend(handles=[Line2D([], [], ls="", marker="o", color=c, label=lab) for c, lab in (
         ("C0", "claim: stability"), ("C2", "noise + balancing"), ("C4", "sharded scheme (§10)"),
+        ("C5", "penalties (§11)"),
         ("C1", "finding (not a claim)"))]
         + [Line2D([], [], ls="", marker="^", color="C3", label="no divergence up to 8")],
         fontsize=7, loc="upper left")
@@ -1109,12 +1269,25 @@ def main(argv=None):
     ap.add_argument("--no-extras", action="store_true", help="skip the notes case and linearization")
     ap.add_argument("--render", metavar="JSON", help="only rewrite the .md/.png (and a compact "
                     ".json) from an existing verify JSON")
+    ap.add_argument("--only", metavar="NAMES", help="comma-separated substrings: run only the "
+                    "families whose name or group contains one of them")
+    ap.add_argument("--merge", metavar="JSON", help="with --only: keep the other families' runs "
+                    "and the extras of this verify JSON and write the merged results")
     args = ap.parse_args(argv)
+    if args.merge and not args.only:
+        ap.error("--merge needs --only")
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     if args.render:
         return _render(Path(args.render), out)
     specs, seeds = grid(args.quick)
+    all_specs = specs
+    if args.only:
+        keys = [x.strip() for x in args.only.split(",") if x.strip()]
+        specs = [s for s in specs if any(x in s["family"] or x in s.get("group", "stability")
+                                         for x in keys)]
+        if not specs:
+            ap.error(f"--only {args.only!r} matches no family of the grid")
     tasks = [(s, seed) for s in specs for seed in seeds]
     workers = args.workers or (1 if args.quick else 2)
     t0 = time.time()
@@ -1129,10 +1302,22 @@ def main(argv=None):
                           flush=True)
     else:
         results = [sweep(t) for t in tasks]
-    order = {s["id"]: i for i, s in enumerate(specs)}
-    results.sort(key=lambda r: (order[r["id"]], r["seed"]))
-    extras = {}
-    if not args.quick and not args.no_extras:
+    seconds = time.time() - t0
+    extras, merged = {}, None
+    if args.merge:  # the other families' runs of an earlier sweep, and its extras
+        old = _unclean(json.loads(Path(args.merge).read_text()))
+        if old["meta"]["quick"] != args.quick:
+            ap.error("--merge: the JSON's grid (quick or full) differs from this one")
+        rerun = {s["family"] for s in specs}
+        results = [r for r in old["results"] if r["family"] not in rerun] + results
+        extras = old.get("extras", {})
+        merged = old["meta"]
+        merged.setdefault("merged", []).append(
+            {"families": sorted(rerun), "only": args.only, "seconds": seconds,
+             "workers": workers, "problem_x_seed": len(tasks)})
+    order = {s["id"]: i for i, s in enumerate(all_specs)}
+    results.sort(key=lambda r: (order.get(r["id"], len(order)), r["seed"]))
+    if not args.quick and not args.no_extras and not args.only:
         print("  notes case ...", flush=True)
         extras["notes_case"] = notes_case()
         print("  linearization ...", flush=True)
@@ -1146,6 +1331,8 @@ def main(argv=None):
             "numpy": np.__version__, "python": platform.python_version(),
             "solver_w_ceiling_inline": INLINE_W, "multipliers": list(BELOW + ABOVE),
             "explode": EXPLODE}
+    if merged is not None:
+        meta = merged
     stem = "verify_quick" if args.quick else "verify"
     (out / f"{stem}.json").write_text(json.dumps(_clean(
         {"meta": meta, "total": total, "families": rows, "extras": extras, "results": results}),
