@@ -161,7 +161,7 @@ class _Cluster:
         from distributed import wait
 
         client = self.client
-        Vp = self.V.persist()
+        Vp = client.persist(self.V)  # on this client, not on whichever is current
         wait(Vp)
         futs = client.futures_of(Vp)
         keyed = {f.key: f for f in futs}
