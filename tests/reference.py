@@ -124,9 +124,12 @@ def masked_cd_rows(Vd, M, W, Ht, lr, lam):
     return W
 
 
-def cd_rows_naive(X, A, P, lr, scale, diag, noise=None, clip_update=None, max_value=None):
+def cd_rows_naive(X, A, P, lr, scale, diag, noise=None, clip_update=None, max_value=None,
+                  l1=0.0, l2=0.0):
     """Projected Gauss–Seidel coordinate steps on every row, the gradient recomputed from
-    scratch for each coordinate (plain Python, float64): the definition the kernel must match."""
+    scratch for each coordinate (plain Python, float64): the definition the kernel must match.
+    With penalties: ``x_c <- Pi(x_c - lr (s((xA)_c - p_c) + xi_c + l2 x_c + l1) / d_c)`` (the
+    L1 soft-threshold, then the projection)."""
     X = np.array(X, dtype=np.float64)
     r, k = X.shape
     for i in range(r):
@@ -134,6 +137,7 @@ def cd_rows_naive(X, A, P, lr, scale, diag, noise=None, clip_update=None, max_va
             g = scale * (float(X[i] @ A[:, c]) - P[i, c])
             if noise is not None:
                 g += noise[i, c]
+            g += l2 * X[i, c] + l1
             delta = lr * g / diag[c]
             if clip_update is not None:
                 delta = min(max(delta, -clip_update), clip_update)

@@ -111,28 +111,6 @@ def test_cd_rows_matches_naive_gauss_seidel(opts, dtype):
     assert (got >= 0).all() and 0 < np.mean(got == 0) < 0.5  # the projection was active
 
 
-def _cd_rows_prox_naive(X, A, P, lr, scale, diag, l1, l2, noise=None, clip_update=None,
-                        max_value=None):
-    """The penalized coordinate step by its definition (plain Python, float64): for each row
-    and c = 0..k-1, ``x_c <- Pi(x_c - lr (s((xA)_c - p_c) + xi_c + l2 x_c + l1) / d_c)``."""
-    X = np.array(X, dtype=np.float64)
-    r, k = X.shape
-    for i in range(r):
-        for c in range(k):
-            g = scale * (float(X[i] @ A[:, c]) - P[i, c])
-            if noise is not None:
-                g += noise[i, c]
-            g += l2 * X[i, c] + l1
-            delta = lr * g / diag[c]
-            if clip_update is not None:
-                delta = min(max(delta, -clip_update), clip_update)
-            x = max(X[i, c] - delta, 0.0)
-            if max_value is not None:
-                x = min(x, max_value)
-            X[i, c] = x
-    return X
-
-
 @pytest.mark.parametrize("pen", [(0.0, 0.0), (0.3, 0.0), (0.0, 0.7), (0.3, 0.7)])
 @pytest.mark.parametrize("opts", [dict(), dict(noise=True, clip_update=0.1, max_value=0.8)])
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
@@ -151,7 +129,7 @@ def test_cd_rows_penalized_matches_naive_prox_step(pen, opts, dtype):
     d = np.diag(A) + l2
     noise = rng.standard_normal((r, k)) * 0.3 if opts.get("noise") else None
     kw = dict(clip_update=opts.get("clip_update"), max_value=opts.get("max_value"))
-    want = _cd_rows_prox_naive(X, A, P, 0.9, 1.3, d, l1, l2, noise, **kw)
+    want = cd_rows_naive(X, A, P, 0.9, 1.3, d, noise, l1=l1, l2=l2, **kw)
     got = X.astype(dtype)
     cd_rows(got, A.astype(dtype), P.astype(dtype), 0.9, 1.3, d,
             None if noise is None else noise.astype(dtype), l1=l1, l2=l2, **kw)
