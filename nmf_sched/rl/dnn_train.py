@@ -71,23 +71,14 @@ def train(timesteps=DEFAULTS["timesteps"], seed=DEFAULTS["seed"], out="rl_runs/d
           n_steps=DEFAULTS["n_steps"], batch_size=DEFAULTS["batch_size"], net=DEFAULTS["net"],
           lr=DEFAULTS["lr"], verbose=True):
     """Train PPO on :class:`DNNScheduleEnv`; save the curve and model; export the actor."""
-    import torch
-    from stable_baselines3 import PPO
     from stable_baselines3.common.callbacks import BaseCallback
-    from stable_baselines3.common.monitor import Monitor
 
     from .dnn_env import DNNScheduleEnv
-    from .train import _single_thread, export_policy
+    from .train import _single_thread, export_policy, make_ppo
 
     _single_thread()
-    torch.set_num_threads(1)
-    os.makedirs(out, exist_ok=True)
-    env = Monitor(DNNScheduleEnv("train", n_ticks=n_ticks, tasks=train_tasks))
-    env.reset(seed=seed)
-    env.action_space.seed(seed)
-    model = PPO("MlpPolicy", env, seed=seed, n_steps=n_steps, batch_size=batch_size,
-                learning_rate=lr, gamma=0.99, policy_kwargs=dict(net_arch=list(net)), verbose=0,
-                device="cpu")
+    env, model = make_ppo(DNNScheduleEnv("train", n_ticks=n_ticks, tasks=train_tasks), out,
+                          seed=seed, n_steps=n_steps, batch_size=batch_size, lr=lr, net=net)
     curve = {"train": [], "eval": []}
     act = lambda o: model.predict(o, deterministic=True)[0]
     t0 = time.time()

@@ -67,6 +67,24 @@ def evaluate(act, problems, epochs, seed=0):
     return float(np.mean(out)), out
 
 
+def make_ppo(env, out, *, seed, n_steps, batch_size, lr, net):
+    """``(Monitor(env), PPO)`` on one torch thread, seeded, with ``out`` created: the setup
+    the NMF and the DNN schedule trainers share."""
+    import torch
+    from stable_baselines3 import PPO
+    from stable_baselines3.common.monitor import Monitor
+
+    torch.set_num_threads(1)
+    os.makedirs(out, exist_ok=True)
+    env = Monitor(env)
+    env.reset(seed=seed)
+    env.action_space.seed(seed)
+    model = PPO("MlpPolicy", env, seed=seed, n_steps=n_steps, batch_size=batch_size,
+                learning_rate=lr, gamma=0.99, policy_kwargs=dict(net_arch=list(net)), verbose=0,
+                device="cpu")
+    return env, model
+
+
 def train(timesteps=DEFAULTS["timesteps"], seed=DEFAULTS["seed"], out="rl_runs/latest",
           export=None, epochs=DEFAULTS["epochs"], train_problems=DEFAULTS["train_problems"],
           eval_problems=DEFAULTS["eval_problems"], eval_every=DEFAULTS["eval_every"],
@@ -74,22 +92,13 @@ def train(timesteps=DEFAULTS["timesteps"], seed=DEFAULTS["seed"], out="rl_runs/l
           lr=DEFAULTS["lr"], progress=True, verbose=True):
     """Train PPO; save the curve and model in ``out``; export the actor to ``export``."""
     _single_thread()
-    import torch
-    from stable_baselines3 import PPO
     from stable_baselines3.common.callbacks import BaseCallback
-    from stable_baselines3.common.monitor import Monitor
 
     from .env import NMFScheduleEnv
     from ..schedules.rl_policy import A_INIT
 
-    torch.set_num_threads(1)
-    os.makedirs(out, exist_ok=True)
-    env = Monitor(NMFScheduleEnv("train", epochs=epochs, problems=train_problems))
-    env.reset(seed=seed)
-    env.action_space.seed(seed)
-    model = PPO("MlpPolicy", env, seed=seed, n_steps=n_steps, batch_size=batch_size,
-                learning_rate=lr, gamma=0.99, policy_kwargs=dict(net_arch=list(net)), verbose=0,
-                device="cpu")
+    env, model = make_ppo(NMFScheduleEnv("train", epochs=epochs, problems=train_problems),
+                          out, seed=seed, n_steps=n_steps, batch_size=batch_size, lr=lr, net=net)
     curve = {"train": [], "eval": []}
     const_x = 2 * math.log(A_INIT) / math.log(0.02) * -1 + 1  # action giving a = A_INIT
     base, _ = evaluate(lambda o: np.array([const_x], dtype=np.float32), eval_problems, epochs)
