@@ -261,6 +261,5 @@ class NMFPolicyOnDNN(_ParamsRepr):
             return new
         loss = mean if math.isfinite(mean) else None
         new["inner"] = self._inner.update(
-            state["inner"], StepInfo(step=k - 1, epoch=k - 1, loss=loss, ceiling=2.0 * self.lr0,
-                                     tick=k - 1))
+            state["inner"], StepInfo.at_tick(k - 1, loss, 2.0 * self.lr0))
         return new

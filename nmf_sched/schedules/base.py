@@ -92,6 +92,13 @@ class StepInfo:
     extras: Mapping[str, Any] = field(default_factory=dict)
     tick: int = 0
 
+    @classmethod
+    def at_tick(cls, tick: int, loss=None, ceiling=None, extras=None) -> "StepInfo":
+        """The observation of a driver that counts ticks only (the PyTorch adapters, the
+        DNN policy): ``step = epoch = tick``. The NMF engine builds its own from the fit."""
+        return cls(step=tick, epoch=tick, loss=loss, ceiling=ceiling,
+                   extras={} if extras is None else extras, tick=tick)
+
 
 @runtime_checkable
 class Schedule(Protocol):

@@ -120,7 +120,7 @@ class HypergradientOptimizer(Optimizer):
         # the schedule validates beta, variant, min_lr and max_lr (errors name them)
         self.schedules = [Hypergradient(lr=b, beta=beta, variant=variant, granularity="global",
                                         min_lr=min_lr, max_lr=max_lr) for b in refs]
-        info = StepInfo(step=0, epoch=0, loss=None, ceiling=None, extras={}, tick=0)
+        info = StepInfo.at_tick(0)
         self._states = [s.update(s.init(), info) for s in self.schedules]
         self._tick = 0
         self._disp = None  # displacement per unit LR of the last step, one tensor per param
@@ -196,8 +196,7 @@ class HypergradientOptimizer(Optimizer):
             new = []
             for s, st, (h, g2, u2) in zip(self.schedules, self._states, self._signals()):
                 gd = {"W": h, "H": 0.0, "W_g2": g2, "H_g2": 0.0, "W_u2": u2, "H_u2": 0.0}
-                info = StepInfo(step=self._tick, epoch=self._tick, loss=None, ceiling=None,
-                                extras={"grad_dot": gd}, tick=self._tick)
+                info = StepInfo.at_tick(self._tick, extras={"grad_dot": gd})
                 new.append(s.update(st, info))
             self._states = new
             self._set_lrs()

@@ -371,7 +371,7 @@ class ScheduleLR(LRScheduler):
         """Tick 0: build the schedules, take the initial observation, set the LRs."""
         self._step_count = 0
         self._build()
-        info = StepInfo(step=0, epoch=0, loss=None, ceiling=None, extras={}, tick=0)
+        info = StepInfo.at_tick(0)
         self._states = [s.update(s.init(), info) for s in self.schedules]
         self.last_epoch = 0
         self._apply()
@@ -427,7 +427,7 @@ class ScheduleLR(LRScheduler):
             loss = float(loss)
         self._step_count += 1
         tick = self.last_epoch + 1
-        info = StepInfo(step=tick, epoch=tick, loss=loss, ceiling=None, extras={}, tick=tick)
+        info = StepInfo.at_tick(tick, loss)
         self._states = [s.update(st, info) for s, st in zip(self.schedules, self._states)]
         self.last_epoch = tick
         self._apply()
