@@ -203,10 +203,12 @@ def run_nmf_sched(V, k, W0, H0, clock, schedule, epochs, seed):
     return dict(stop=res.stop_reason, n_iter=res.n_epochs, unit="epochs"), (res.W, res.H)
 
 
-def run_nmf(V, k, W0, H0, clock, solver):
+def run_nmf(V, k, W0, H0, clock, solver, **nmf_kw):
+    """scikit-learn's NMF (``nmf_kw``: e.g. ``alpha_W``, ``l1_ratio``) timed by ``clock``
+    through a hook on its per-iteration update."""
     from sklearn.decomposition import NMF, _nmf
 
-    est = NMF(k, solver=solver, init="custom", tol=0.0, max_iter=BIG)
+    est = NMF(k, solver=solver, init="custom", tol=0.0, max_iter=BIG, **nmf_kw)
     W, H = W0.copy(), H0.copy()
     if solver == "cd":
         name = "_update_coordinate_descent"

@@ -26,7 +26,6 @@ import math
 import os
 import statistics
 import time
-import warnings
 
 import numpy as np
 
@@ -77,38 +76,8 @@ def run_ours(bp, V, k, W0, H0, clock, alpha, l1_ratio, seed):
 
 
 def run_cd(bp, V, k, W0, H0, clock, alpha, l1_ratio):
-    from sklearn.decomposition import NMF, _nmf
-
-    est = NMF(k, solver="cd", init="custom", tol=0.0, max_iter=bp.BIG, alpha_W=alpha,
-              l1_ratio=l1_ratio)
-    name = "_update_coordinate_descent"
-    orig = getattr(_nmf, name)
-    calls = [0]
-
-    def hook(X, A, B, *args, **kw):  # W step: (X, W, Ht); H step: (X.T, Ht, W)
-        v = orig(X, A, B, *args, **kw)
-        calls[0] += 1
-        if calls[0] % 2 == 0 and clock.tick(B, A.T):
-            raise bp._Stop
-        return v
-
-    setattr(_nmf, name, hook)
-    stop = "budget"
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            clock.start()
-            try:
-                Wf = est.fit_transform(V, W=W0.copy(), H=H0.copy())
-                clock.finish(Wf, est.components_)
-                stop = "converged"
-            except bp._Stop:
-                pass
-    finally:
-        setattr(_nmf, name, orig)
-    if clock.n == 0:
-        raise RuntimeError("the _update_coordinate_descent hook never fired")
-    return {"stop": stop, "n_iter": clock.n}
+    info, _ = bp.run_nmf(V, k, W0, H0, clock, "cd", alpha_W=alpha, l1_ratio=l1_ratio)
+    return {"stop": info["stop"], "n_iter": info["n_iter"]}
 
 
 def bench(bp, key, spec, repeats, ref_factor, log):
