@@ -914,6 +914,17 @@ def summarize(results):
     return rows, total
 
 
+def _cell_counts(rs):
+    """Counts at or below the ceiling and the edges of the problems ``rs`` of one cell."""
+    return {"problem_x_seed": len(rs),
+            "runs_at_or_below": sum(r["below_runs"] for r in rs),
+            "diverged_at_or_below": sum(r["below_diverged"] for r in rs),
+            "increased_at_or_below": sum(r["below_increased"] for r in rs),
+            "median_edge": _median([r["edge"] for r in rs]),
+            "min_edge": min(r["edge"] for r in rs),
+            "median_fail_edge": _median([r["fail_edge"] for r in rs])}
+
+
 def sharded_cells(results):
     """The sharded families per (family, p, precondition, b/m): counts at or below the
     ceiling and the median edge (THEORY.md §10)."""
@@ -926,13 +937,7 @@ def sharded_cells(results):
     out = []
     for (fam, p, pre, frac), rs in cells.items():
         out.append({"family": fam, "shards": p, "precondition": pre, "batch_frac": frac,
-                    "problem_x_seed": len(rs),
-                    "runs_at_or_below": sum(r["below_runs"] for r in rs),
-                    "diverged_at_or_below": sum(r["below_diverged"] for r in rs),
-                    "increased_at_or_below": sum(r["below_increased"] for r in rs),
-                    "median_edge": _median([r["edge"] for r in rs]),
-                    "min_edge": min(r["edge"] for r in rs),
-                    "median_fail_edge": _median([r["fail_edge"] for r in rs])})
+                    **_cell_counts(rs)})
     return out
 
 
@@ -949,14 +954,7 @@ def regularized_cells(results):
     out = []
     for (pre, rho, frac), rs in cells.items():
         out.append({"precondition": pre, "l1_ratio": rho, "batch_frac": frac,
-                    "alpha_rel": rs[0]["penalty"]["alpha_rel"],
-                    "problem_x_seed": len(rs),
-                    "runs_at_or_below": sum(r["below_runs"] for r in rs),
-                    "diverged_at_or_below": sum(r["below_diverged"] for r in rs),
-                    "increased_at_or_below": sum(r["below_increased"] for r in rs),
-                    "median_edge": _median([r["edge"] for r in rs]),
-                    "min_edge": min(r["edge"] for r in rs),
-                    "median_fail_edge": _median([r["fail_edge"] for r in rs]),
+                    "alpha_rel": rs[0]["penalty"]["alpha_rel"], **_cell_counts(rs),
                     "collapsed_at_or_below": sum(run.get("collapsed", False) for r in rs
                                                  for run in r["runs"] if run["mult"] <= 1.0),
                     "collapsed_above": sum(run.get("collapsed", False) for r in rs
