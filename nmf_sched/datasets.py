@@ -9,11 +9,14 @@ Synthetic
 Real (need the ``bench`` extra: scikit-learn / scikit-image)
     :func:`digits` (1797 x 64), :func:`faces` (200 x 625),
     :func:`camera_patches` (~64k x 64), :func:`astronaut_patches`.
+Real text (core only)
+    :func:`source_tfidf` (TF-IDF of the Python standard library's source files, CSR).
 
 :func:`load` dispatches by name.
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -29,6 +32,7 @@ __all__ = [
     "faces",
     "camera_patches",
     "astronaut_patches",
+    "source_tfidf",
     "load",
     "NAMES",
 ]
@@ -451,6 +455,98 @@ def astronaut_patches(patch=8, step=4, gray=True):
     return _patches(img, patch, step)
 
 
+
+def _stdlib_files(max_files):
+    """Up to ``max_files`` ``.py`` files of the running Python's standard library (sorted
+    paths, evenly spaced; site-packages and test data excluded)."""
+    import os
+    import sysconfig
+
+    root = sysconfig.get_paths()["stdlib"]
+    files = []
+    for dirpath, dirnames, filenames in os.walk(root):
+        dirnames[:] = sorted(d for d in dirnames if d not in ("site-packages", "dist-packages",
+                                                              "__pycache__"))
+        files.extend(os.path.join(dirpath, f) for f in sorted(filenames) if f.endswith(".py"))
+    files.sort()
+    if len(files) > max_files:
+        pick = np.linspace(0, len(files) - 1, max_files).round().astype(int)
+        files = [files[i] for i in np.unique(pick)]
+    return files
+
+
+def source_tfidf(max_files=8000, max_terms=20000, min_df=2, max_df=0.5, dtype=np.float64):
+    r"""TF-IDF of real text: the source files of the running Python's standard library.
+
+    A real, sparse document-term matrix that needs no download and no extra: every Python
+    installation ships its standard library. Each ``.py`` file is one document; its terms
+    are the identifiers and words (``[A-Za-z_][A-Za-z0-9_]{2,}``, lower-cased). Terms in
+    fewer than ``min_df`` documents or in more than ``max_df`` of them are dropped, the
+    ``max_terms`` most frequent of the rest kept (ties by term). Entries are
+    ``(1 + log tf) * idf`` with ``idf = log((1 + N) / (1 + df)) + 1``, rows scaled to unit
+    norm; documents left without a term are dropped.
+
+    Parameters
+    ----------
+    max_files : int, default 8000
+        At most this many files (evenly spaced over the sorted paths).
+    max_terms : int, default 20000
+    min_df : int, default 2
+    max_df : float in (0, 1], default 0.5
+    dtype : float32 or float64, default float64
+
+    Returns
+    -------
+    scipy.sparse.csr_array of shape (documents, terms)
+        Sorted column indices, no explicit zeros. The exact size depends on the Python
+        version (1760 x 20000 at density 1.1% on Python 3.11).
+    """
+    import re
+    from collections import Counter
+
+    max_files = check_positive_int("max_files", max_files)
+    max_terms = check_positive_int("max_terms", max_terms)
+    min_df = check_positive_int("min_df", min_df)
+    if isinstance(max_df, bool) or not isinstance(max_df, (int, float)) or not 0 < max_df <= 1:
+        raise ValueError(f"max_df must be a number in (0, 1]; got {max_df!r}")
+    dtype = _check_dtype_arg(dtype)
+    token = re.compile(r"[A-Za-z_][A-Za-z0-9_]{2,}")
+    docs = []
+    for path in _stdlib_files(max_files):
+        try:
+            with open(path, encoding="utf-8", errors="replace") as fh:
+                c = Counter(t.lower() for t in token.findall(fh.read()))
+        except OSError:  # pragma: no cover - unreadable file
+            continue
+        if c:
+            docs.append(c)
+    if not docs:  # pragma: no cover - a Python without its standard library
+        raise RuntimeError("source_tfidf found no standard-library source files")
+    df = Counter()
+    for c in docs:
+        df.update(c.keys())
+    N = len(docs)
+    ok = [(t, d) for t, d in df.items() if d >= min_df and d <= max_df * N]
+    ok.sort(key=lambda td: (-td[1], td[0]))
+    vocab = sorted(t for t, _ in ok[:max_terms])
+    col = {t: j for j, t in enumerate(vocab)}
+    idf = np.array([math.log((1 + N) / (1 + df[t])) + 1.0 for t in vocab])
+    indptr, indices, data = [0], [], []
+    for c in docs:
+        items = sorted((col[t], n) for t, n in c.items() if t in col)
+        if not items:
+            continue
+        j = np.array([a for a, _ in items], dtype=np.int64)
+        v = (1.0 + np.log(np.array([n for _, n in items], dtype=np.float64))) * idf[j]
+        v /= np.sqrt(v @ v)
+        indices.append(j)
+        data.append(v)
+        indptr.append(indptr[-1] + len(j))
+    X = sp.csr_array((np.concatenate(data).astype(dtype), np.concatenate(indices),
+                      np.asarray(indptr, dtype=np.int64)), shape=(len(indptr) - 1, len(vocab)))
+    return X
+
+
 _LOADERS = {
     "digits": digits,
     "faces": faces,
@@ -458,6 +554,7 @@ _LOADERS = {
     "astronaut_patches": astronaut_patches,
     "planted": planted,
     "sparse_tfidf": sparse_tfidf,
+    "source_tfidf": source_tfidf,
 }
 
 #: Names accepted by :func:`load`.
@@ -471,7 +568,7 @@ def load(name, **kw):
     ----------
     name : str
         One of :data:`NAMES`: "digits", "faces", "camera_patches",
-        "astronaut_patches", "planted", "sparse_tfidf".
+        "astronaut_patches", "planted", "sparse_tfidf", "source_tfidf".
     **kw
         Passed to the loader (e.g. ``m, n, rank, seed`` for "planted").
 

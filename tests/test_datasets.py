@@ -129,6 +129,52 @@ def test_tfidf_deterministic_and_dtype():
 
 
 # ---------------------------------------------------------------------------
+# source_tfidf: real text shipped with Python
+# ---------------------------------------------------------------------------
+def test_source_tfidf_is_a_real_tfidf():
+    X = ds.source_tfidf(max_files=300, max_terms=2000)
+    assert isinstance(X, sp.csr_array) and X.shape[1] == 2000
+    assert X.shape[0] > 250  # the standard library has far more than 300 source files
+    assert X.has_canonical_format and X.data.min() > 0
+    norms = np.sqrt(np.asarray(X.multiply(X).sum(axis=1)).ravel())
+    np.testing.assert_allclose(norms, 1.0, rtol=TOL["float64"])
+    df = np.bincount(X.indices, minlength=X.shape[1])
+    assert df.min() >= 2 and df.max() <= 0.5 * X.shape[0]  # min_df / max_df honoured
+    check_matrix(X)
+
+
+def test_source_tfidf_naive_entry():
+    """One entry recomputed by hand from the file's text: (1 + log tf) * idf, row-normalized."""
+    import re
+
+    files = ds._stdlib_files(40)
+    X = ds.source_tfidf(max_files=40, max_terms=500, min_df=1, max_df=1.0)
+    texts = [open(f, encoding="utf-8", errors="replace").read() for f in files]
+    toks = [[t.lower() for t in re.findall(r"[A-Za-z_][A-Za-z0-9_]{2,}", s)] for s in texts]
+    keep = [t for t in toks if t]
+    assert X.shape[0] == len(keep)
+    from collections import Counter
+    df = Counter(w for t in keep for w in set(t))
+    vocab = sorted(w for w, _ in sorted(df.items(), key=lambda x: (-x[1], x[0]))[:500])
+    N = len(keep)
+    row = []
+    for w in vocab:
+        tf = keep[0].count(w)
+        row.append((1 + np.log(tf)) * (np.log((1 + N) / (1 + df[w])) + 1) if tf else 0.0)
+    row = np.array(row) / np.linalg.norm(row)
+    np.testing.assert_allclose(X[[0]].toarray().ravel(), row, rtol=TOL["float64"],
+                               atol=TOL["float64"])
+
+
+def test_source_tfidf_bad_arguments():
+    with pytest.raises(ValueError, match="max_df"):
+        ds.source_tfidf(max_df=0)
+    with pytest.raises(ValueError, match="max_files"):
+        ds.source_tfidf(max_files=0)
+    assert ds.source_tfidf(max_files=30, max_terms=100, dtype=np.float32).dtype == np.float32
+
+
+# ---------------------------------------------------------------------------
 # real data (bench extra)
 # ---------------------------------------------------------------------------
 def test_digits():
