@@ -24,7 +24,7 @@ EXTRAS_notebooks ?= test,notebooks
 
 # Quick numba-free pass over the kernel and solver tests (NUMBA_DISABLE_JIT=1
 # runs the kernels as plain Python).
-NOJIT_TESTS ?= tests/test_kernels.py tests/test_solver.py
+NOJIT_TESTS ?= tests/test_kernels.py tests/test_solver.py tests/test_fused.py
 NOJIT_K     ?= not temporaries and not converges
 
 .PHONY: help demo test test-nojit venv clean

@@ -32,6 +32,7 @@ import numpy as np
 from .. import bounds
 from .control import Diverged, mean_lr
 from .extras import GradDot
+from .fused import fused_step
 
 __all__ = ["RowModel", "row_batches"]
 
@@ -186,6 +187,11 @@ class RowModel:
 
     # ------------------------------------------------------------------ one step
     def step(self, idx, lr_W, lr_H, acc):
+        """One minibatch step; returns ``(Q, G_B)``: the batch's ``V_B^T W_B`` and
+        ``W_B^T W_B`` at the new ``W_B``."""
+        fast = fused_step(self, idx, lr_W, lr_H, acc)  # the compiled cd step where it is exact
+        if fast is not None:
+            return fast
         be, xp, pre, ctl = self.be, self.xp, self.pre, self.ctl
         VB = be.gather(idx)
         scale = self.m / _bsz(idx, self.m)
@@ -251,6 +257,7 @@ class RowModel:
             acc["cH"] = xp.minimum(acc["cH"], cH)
             acc["eW"] = acc["eW"] + (eta_W.mean() if getattr(eta_W, "ndim", 0) else eta_W)
             acc["eH"] = acc["eH"] + (eta_H.mean() if getattr(eta_H, "ndim", 0) else eta_H)
+        return Q, GB
 
     # ------------------------------------------------------------------ epochs
     def end_epoch(self, acc, complete) -> dict:

@@ -21,3 +21,8 @@ def jit_strict(fn):
     """Compile ``fn`` without fast-math: sums in the written order, so a dense row and the
     stored entries of its sparse copy give the same bits (the zeros add exactly nothing)."""
     return njit(nogil=True, cache=True)(fn)
+
+
+def jit_parallel(fn):
+    """:func:`jit` with ``parallel=True`` (for ``prange`` loops)."""
+    return njit(parallel=True, **JIT_OPTIONS)(fn)

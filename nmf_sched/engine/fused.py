@@ -1,0 +1,145 @@
+r"""The fused host step of the row model for the ``cd`` preconditioner.
+
+:func:`fused_step` runs one minibatch step of :class:`~nmf_sched.engine.rows.RowModel` as one
+compiled call (:mod:`nmf_sched.kernels.fused`): the row gather, ``V_B H^T``, the coordinate
+sweep of ``W_B``, ``V_B^T W_B`` and its accumulation, the Grams, the ceilings and the H
+sweep, with no Python between them. It runs only where it computes exactly what the Python
+step computes (up to rounding): the ``cd`` preconditioner on the host backend, in-memory
+data (a C-contiguous ndarray or CSR), no penalties, gradient noise, ``clip_update`` or
+``max_value``, no hypergradient bookkeeping, no line-search probe, no stale shards, one
+learning rate per block. Everywhere else it returns None and the Python step runs.
+
+``NMF_SCHED_FUSED=0`` in the environment turns it off (benchmarks compare the two paths in
+one process with :func:`set_enabled`). :func:`set_threads` sets how many threads the
+gather and the sweeps use (default :data:`DEFAULT_THREADS`; benchmarks/README.md has the
+measurement behind it).
+"""
+from __future__ import annotations
+
+import os
+
+import numpy as np
+
+from .. import bounds
+from ..kernels import fused as K
+from ..kernels.cpu import csr_rows_matmul, csr_rows_tmatmul
+from .control import Diverged
+
+__all__ = ["fused_step", "eligible", "set_enabled", "set_threads"]
+
+_STATE = {"enabled": os.environ.get("NMF_SCHED_FUSED", "1") != "0", "threads": None}
+
+
+def set_enabled(flag: bool) -> bool:
+    """Turn the fused step on or off for this process; returns the previous setting."""
+    if not isinstance(flag, (bool, np.bool_)):
+        raise TypeError(f"flag must be a bool, got {flag!r}")
+    prev = _STATE["enabled"]
+    _STATE["enabled"] = bool(flag)
+    return prev
+
+
+def set_threads(threads) -> None:
+    """Threads for the gather and the sweeps (None: the default)."""
+    if threads is not None and (not isinstance(threads, (int, np.integer)) or isinstance(threads, bool)
+                                or threads < 1):
+        raise ValueError(f"threads must be a positive integer or None, got {threads!r}")
+    _STATE["threads"] = None if threads is None else int(threads)
+
+
+#: Threads of the gather and the sweeps when :func:`set_threads` was not called.
+DEFAULT_THREADS = 1
+
+
+def _threads() -> int:
+    t = _STATE["threads"]
+    return DEFAULT_THREADS if t is None else t
+
+
+def eligible(model, lr_W, lr_H) -> bool:
+    """Whether the fused kernel computes this model's step exactly (see the module docstring)."""
+    be, pre = model.be, model.pre
+    if not (_STATE["enabled"] and be.host and pre.name == "cd" and model.gd is None
+            and not model.probing and model.rest is None and not model.pen.active
+            and pre.clip_update is None and pre.max_value is None and be.noise_std <= 0
+            and be.row_sq is not None and type(lr_W) is float and type(lr_H) is float):
+        return False
+    W, Ht = model.W, model.Ht
+    if not (W.flags.c_contiguous and Ht.flags.c_contiguous and W.dtype == Ht.dtype
+            and W.dtype in (np.float32, np.float64)):
+        return False
+    V = be.V
+    if be.sparse:
+        return V.format == "csr"
+    return type(V) is np.ndarray and V.flags.c_contiguous and V.dtype == W.dtype
+
+
+class _Buffers:
+    """Per-model scratch arrays (reused across steps; Q and G_B are fresh: the step returns
+    them)."""
+
+    def __init__(self, model):
+        b, k, dt = model.b, model.k, model.dtype
+        self.P = np.empty((b, k), dtype=dt)
+        self.WB = np.empty((b, k), dtype=dt)
+        self.GBo = np.empty((k, k), dtype=dt)
+        self.HHt = np.empty((k, k), dtype=dt)
+        self.res = np.zeros(len(K.RES_FIELDS), dtype=np.float64)
+        self.VB = None if model.be.sparse else np.empty((b, model.n), dtype=dt)
+        self.all_rows = None
+        self.key = (b, k, dt, model.n)
+
+
+def _rows(model, idx, buf):
+    if idx is None:
+        if buf.all_rows is None:
+            buf.all_rows = np.arange(model.m, dtype=np.int64)
+        return buf.all_rows
+    if isinstance(idx, slice):
+        return np.arange(idx.start, idx.stop, dtype=np.int64)
+    return idx if idx.dtype == np.int64 else idx.astype(np.int64)
+
+
+def fused_step(model, idx, lr_W, lr_H, acc):
+    """One fused step (returns ``(Q, G_B)``: ``V_B^T W_B`` with the new ``W_B``, and
+    ``W_B^T W_B``), or None where the Python step must run."""
+    if not eligible(model, lr_W, lr_H):
+        return None
+    be, ctl = model.be, model.ctl
+    buf = getattr(model, "_fused_buffers", None)
+    if buf is None or buf.key != (model.b, model.k, model.dtype, model.n):
+        buf = model._fused_buffers = _Buffers(model)
+    b = model.m if idx is None else (idx.stop - idx.start if isinstance(idx, slice)
+                                     else int(idx.shape[0]))
+    rows = _rows(model, idx, buf)
+    scale = model.m / b
+    f = bounds.step_factor(scale)
+    capk = ctl.cap * ctl.kappa if np.isfinite(ctl.cap) else np.inf
+    threads = _threads()
+    W, Ht, res = model.W, model.Ht, buf.res
+    V = be.V
+    P, WB, GBo, HHt = buf.P[:b], buf.WB[:b], buf.GBo, buf.HHt
+    if be.sparse:
+        csr_rows_matmul(V, rows, Ht, P)
+    else:
+        VB = V if idx is None else V[idx] if isinstance(idx, slice) else \
+            K.gather_rows_parallel(V, rows, buf.VB[:b], threads)
+        np.matmul(VB, Ht, out=P)
+    np.take(W, rows, axis=0, out=WB)
+    np.matmul(Ht.T, Ht, out=HHt)
+    np.matmul(WB.T, WB, out=GBo)
+    K.cd_step_W(W, rows, WB, HHt, GBo, P, be.row_sq, lr_W, capk, ctl.damp, scale, f,
+                model.cfg.explode * model.loss_ref, threads, res)
+    if not res[5]:
+        raise Diverged(f"batch loss {float(res[0])!r}")
+    GB = WB.T @ WB
+    Q = csr_rows_tmatmul(V, rows, WB) if be.sparse else VB.T @ WB
+    K.cd_step_H(Ht, model.G, GB, GBo, Q, acc["A"], lr_H, capk, ctl.damp, scale, f, threads, res)
+    fB, cW, cH, eta_W, eta_H = (float(x) for x in res[:5])
+    acc["fB"] += fB * scale
+    acc["nB"] += 1
+    acc["cW"] = min(acc["cW"], cW)
+    acc["cH"] = min(acc["cH"], cH)
+    acc["eW"] += eta_W
+    acc["eH"] += eta_H
+    return Q, GB
