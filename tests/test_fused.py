@@ -108,6 +108,39 @@ def test_fused_step_ceilings_and_clipped_steps(lr):
     assert a.ctl.cap == 1.0  # clip_lr on: the ceiling applies
 
 
+@pytest.mark.parametrize("kb", [1, 3, 4, 32])
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_blocked_sweep_matches_naive_gauss_seidel(kb, dtype):
+    from reference import cd_rows_naive
+
+    rng = np.random.default_rng(4)
+    r, k = 45, 10
+    B = rng.random((30, k))
+    A = B.T @ B + 0.05 * np.eye(k)
+    A[0, 5] += 0.4  # non-symmetric: the row/column roles must be right
+    X = rng.random((r, k))
+    P = (X @ A) * rng.uniform(0.3, 1.2, (r, k))
+    d = np.diag(A).copy()
+    want = cd_rows_naive(X, A, P, 0.8, 1.7, d)
+    got = X.astype(dtype)
+    lrbuf = np.array([0.8, 1.7, np.inf, 0.0], dtype=dtype)
+    fused.blocked_sweep(got, A.astype(dtype), P.astype(dtype), lrbuf, d.astype(dtype), kb)
+    tol = _tol(dtype)
+    np.testing.assert_allclose(got, want, rtol=tol, atol=tol)
+    assert 0 < np.mean(got == 0) < 0.9  # the projection was active
+
+
+@pytest.mark.parametrize("kind", ["dense", "csr"])
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_fused_blocked_step_matches_python_step(kind, dtype):
+    V = _data(kind, dtype, k=8)
+    fused.set_block(3)
+    try:
+        _compare(V, 8, 16, lambda mdl: mdl.epoch_units(np.random.default_rng(3)) * 2, 1.0, dtype)
+    finally:
+        fused.set_block(None)
+
+
 @pytest.mark.parametrize("threads", [2, 3])
 def test_fused_threads_give_the_same_bits(threads):
     V = _data("dense", np.float64, m=200, n=60)
@@ -179,6 +212,12 @@ def test_fused_fit_matches_python_fit():
 def test_set_threads_rejects_bad_values(bad):
     with pytest.raises(ValueError, match="threads"):
         fused.set_threads(bad)
+
+
+@pytest.mark.parametrize("bad", [-1, 2.0, True, "8"])
+def test_set_block_rejects_bad_values(bad):
+    with pytest.raises(ValueError, match="kb"):
+        fused.set_block(bad)
 
 
 def test_set_enabled_rejects_non_bool():

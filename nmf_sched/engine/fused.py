@@ -25,9 +25,15 @@ from ..kernels import fused as K
 from ..kernels.cpu import csr_rows_matmul, csr_rows_tmatmul
 from .control import Diverged
 
-__all__ = ["fused_step", "eligible", "set_enabled", "set_threads"]
+__all__ = ["fused_step", "eligible", "set_enabled", "set_threads", "set_block", "blocked_sweep"]
 
-_STATE = {"enabled": os.environ.get("NMF_SCHED_FUSED", "1") != "0", "threads": None}
+_STATE = {"enabled": os.environ.get("NMF_SCHED_FUSED", "1") != "0", "threads": None,
+          "block": None}
+
+#: The sweeps run in blocks of ``BLOCK`` coordinates (BLAS-3 for the cross-block terms)
+#: from rank ``BLOCK_MIN_RANK`` on; :func:`set_block` overrides (benchmarks/README.md).
+BLOCK = 32
+BLOCK_MIN_RANK = 48
 
 
 def set_enabled(flag: bool) -> bool:
@@ -49,6 +55,15 @@ def set_threads(threads) -> None:
 
 #: Threads of the gather and the sweeps when :func:`set_threads` was not called.
 DEFAULT_THREADS = 1
+
+
+def set_block(kb) -> None:
+    """Coordinate block of the sweeps: None (the default rule), 0 (unblocked) or a positive
+    integer (blocked wherever it is below the rank)."""
+    if kb is not None and (not isinstance(kb, (int, np.integer)) or isinstance(kb, bool)
+                           or kb < 0):
+        raise ValueError(f"kb must be a non-negative integer or None, got {kb!r}")
+    _STATE["block"] = None if kb is None else int(kb)
 
 
 def _threads() -> int:
@@ -74,6 +89,27 @@ def eligible(model, lr_W, lr_H) -> bool:
     return type(V) is np.ndarray and V.flags.c_contiguous and V.dtype == W.dtype
 
 
+def blocked_sweep(X, A, P, lrbuf, diag, kb):
+    """The cd sweep of the rows of ``X`` (curvature ``A``, linear term ``P``) in blocks of
+    ``kb`` coordinates: numpy's BLAS computes ``X A[:, block]`` at each block's start and
+    :func:`nmf_sched.kernels.fused.cd_block` runs the block's coordinates."""
+    k = X.shape[1]
+    D = np.empty((X.shape[0], kb), dtype=X.dtype)
+    for c0 in range(0, k, kb):
+        c1 = min(k, c0 + kb)
+        Y = X @ A[:, c0:c1]
+        K.cd_block(X, Y, A, P, c0, lrbuf, diag, D[:, :c1 - c0])
+    return X
+
+
+def _block(k) -> int:
+    """The coordinate block of the sweeps for rank ``k`` (0: unblocked)."""
+    kb = _STATE["block"]
+    if kb is None:
+        return BLOCK if k >= BLOCK_MIN_RANK else 0
+    return kb if kb < k else 0
+
+
 class _Buffers:
     """Per-model scratch arrays (reused across steps; Q and G_B are fresh: the step returns
     them)."""
@@ -85,6 +121,8 @@ class _Buffers:
         self.GBo = np.empty((k, k), dtype=dt)
         self.HHt = np.empty((k, k), dtype=dt)
         self.res = np.zeros(len(K.RES_FIELDS), dtype=np.float64)
+        self.lrbuf = np.zeros(4, dtype=dt)
+        self.diag = np.zeros(k, dtype=dt)
         self.VB = None if model.be.sparse else np.empty((b, model.n), dtype=dt)
         self.all_rows = None
         self.key = (b, k, dt, model.n)
@@ -128,13 +166,21 @@ def fused_step(model, idx, lr_W, lr_H, acc):
     np.take(W, rows, axis=0, out=WB)
     np.matmul(Ht.T, Ht, out=HHt)
     np.matmul(WB.T, WB, out=GBo)
+    kb = _block(model.k)
+    lrbuf, diag = buf.lrbuf, buf.diag
     K.cd_step_W(W, rows, WB, HHt, GBo, P, be.row_sq, lr_W, capk, ctl.damp, scale, f,
-                model.cfg.explode * model.loss_ref, threads, res)
+                model.cfg.explode * model.loss_ref, threads, res, lrbuf, diag, kb == 0)
     if not res[5]:
         raise Diverged(f"batch loss {float(res[0])!r}")
+    if kb:
+        blocked_sweep(WB, HHt, P, lrbuf, diag, kb)
+        W[rows] = WB
     GB = WB.T @ WB
     Q = csr_rows_tmatmul(V, rows, WB) if be.sparse else VB.T @ WB
-    K.cd_step_H(Ht, model.G, GB, GBo, Q, acc["A"], lr_H, capk, ctl.damp, scale, f, threads, res)
+    K.cd_step_H(Ht, model.G, GB, GBo, Q, acc["A"], lr_H, capk, ctl.damp, scale, f, threads, res,
+                lrbuf, diag, kb == 0)
+    if kb:
+        blocked_sweep(Ht, GB, Q, lrbuf, diag, kb)
     fB, cW, cH, eta_W, eta_H = (float(x) for x in res[:5])
     acc["fB"] += fB * scale
     acc["nB"] += 1

@@ -28,7 +28,7 @@ from numba import prange
 from ._jit import jit, jit_parallel
 from .cpu import _cd_rows, gather_rows
 
-__all__ = ["gather_rows_parallel", "cd_step_W", "cd_step_H", "RES_FIELDS"]
+__all__ = ["gather_rows_parallel", "cd_step_W", "cd_step_H", "cd_block", "RES_FIELDS"]
 
 #: The slots of the kernels' float64 result vector.
 RES_FIELDS = ("fB", "cW", "cH", "eta_W", "eta_H", "ok")
@@ -113,19 +113,12 @@ def _vdot64(a, b):
 
 
 @jit
-def _lrbuf(W):
-    buf = np.empty(4, dtype=W.dtype)
-    buf[2] = np.inf
-    buf[3] = 0.0
-    return buf
-
-
-@jit
-def cd_step_W(W, rows, WB, HHt, GBo, P, row_sq, lr_W, capk, damp, scale, f, limit, threads, res):
-    """Parts 2-3 (and the write-back of part 4), given ``WB = W[rows]``, ``HHt``,
-    ``GBo = WB^T WB`` and ``P = V_B H^T``: the batch loss and its check (on failure
-    ``res[5] = 0`` and nothing changes), the W step size and the sweep of ``WB``, then
-    ``W[rows] = WB``."""
+def cd_step_W(W, rows, WB, HHt, GBo, P, row_sq, lr_W, capk, damp, scale, f, limit, threads, res,
+              lrbuf, diag, sweep):
+    """Given ``WB = W[rows]``, ``HHt``, ``GBo = WB^T WB`` and ``P = V_B H^T``: the batch loss
+    and its check (on failure ``res[5] = 0`` and nothing changes), the W step size, then
+    (``sweep``) the sweep of ``WB`` and ``W[rows] = WB``. Without ``sweep``, ``lrbuf`` and
+    ``diag`` hold the sweep's arguments for :func:`cd_block` and the caller writes back."""
     k = WB.shape[1]
     vB = 0.0
     for r in range(rows.shape[0]):
@@ -142,21 +135,25 @@ def cd_step_W(W, rows, WB, HHt, GBo, P, row_sq, lr_W, capk, damp, scale, f, limi
     res[3] = eta_W
     dscr = np.empty(k, dtype=np.float64)
     _safe_diag(HHt, dscr)
-    diag = np.empty(k, dtype=WB.dtype)
     for c in range(k):
         diag[c] = dscr[c]
-    lrbuf = _lrbuf(WB)
     lrbuf[0] = eta_W
     lrbuf[1] = 1.0
+    lrbuf[2] = np.inf
+    lrbuf[3] = 0.0
+    if not sweep:
+        return
     _sweep(WB, HHt, P, lrbuf, diag, threads)
     for r in range(rows.shape[0]):
         W[rows[r], :] = WB[r, :]
 
 
 @jit
-def cd_step_H(Ht, G, GB, GBo, Q, Aacc, lr_H, capk, damp, scale, f, threads, res):
-    """Parts 4-6 given ``GB = W_B^T W_B`` (new ``W_B``) and ``Q = V_B^T W_B``:
-    ``G += GB - GBo``, ``Aacc += Q``, the H ceiling, its step size and the sweep of ``Ht``."""
+def cd_step_H(Ht, G, GB, GBo, Q, Aacc, lr_H, capk, damp, scale, f, threads, res, lrbuf, diag,
+              sweep):
+    """Given ``GB = W_B^T W_B`` (new ``W_B``) and ``Q = V_B^T W_B``: ``G += GB - GBo``,
+    ``Aacc += Q``, the H ceiling, its step size and (``sweep``) the sweep of ``Ht``; without
+    ``sweep``, ``lrbuf`` and ``diag`` hold the sweep's arguments for :func:`cd_block`."""
     k = GB.shape[0]
     n = Q.shape[0]
     for a in range(k):
@@ -167,8 +164,9 @@ def cd_step_H(Ht, G, GB, GBo, Q, Aacc, lr_H, capk, damp, scale, f, threads, res)
             Aacc[j, c] += Q[j, c]
     dscr = np.empty(k, dtype=np.float64)
     _safe_diag(G, dscr)
-    lrbuf = _lrbuf(Ht)
     lrbuf[1] = scale
+    lrbuf[2] = np.inf
+    lrbuf[3] = 0.0
     cH = np.inf
     for c in range(k):
         dA = np.float64(lrbuf[1] * GB[c, c])
@@ -178,8 +176,32 @@ def cd_step_H(Ht, G, GB, GBo, Q, Aacc, lr_H, capk, damp, scale, f, threads, res)
     eta_H = _eta(lr_H, cH, capk, damp)
     res[2] = cH
     res[4] = eta_H
-    diag = np.empty(k, dtype=Ht.dtype)
     for c in range(k):
         diag[c] = dscr[c]
     lrbuf[0] = eta_H
-    _sweep(Ht, GB, Q, lrbuf, diag, threads)
+    if sweep:
+        _sweep(Ht, GB, Q, lrbuf, diag, threads)
+
+
+@jit
+def cd_block(X, Y, A, P, c0, lrbuf, diag, D):
+    r"""Coordinates ``c0 .. c0 + kb - 1`` of the sweep of :func:`nmf_sched.kernels.cpu.cd_rows`
+    (no noise, clipping or penalties) given ``Y = X A[:, c0:c0+kb]`` at the block's start:
+    coordinate ``c`` adds the changes ``D`` of the block's earlier coordinates,
+    ``(xA)_c = Y_c + \sum_{c0 <= d < c} D_d A_{dc}``, the same Gauss–Seidel step as the
+    unblocked loop (up to rounding) with BLAS doing ``k/kb`` of the ``k`` dot products' work.
+    ``lrbuf[:2]``: the step size and the scale; ``D``: scratch (r x kb)."""
+    r = X.shape[0]
+    kb = Y.shape[1]
+    lr, scale = lrbuf[0], lrbuf[1]
+    for cc in range(kb):
+        c = c0 + cc
+        step = lr / diag[c]
+        for i in range(r):
+            acc = np.float64(Y[i, cc])
+            for dd in range(cc):
+                acc += D[i, dd] * A[c0 + dd, c]
+            xc = X[i, c]
+            x = xc - step * (scale * (acc - P[i, c]))
+            X[i, c] = x if x > 0.0 else 0.0
+            D[i, cc] = X[i, c] - xc
