@@ -1,10 +1,19 @@
-"""Time of one epoch against the BLAS floor, measured in the same process.
+"""Time of one epoch against the BLAS floor and against one scikit-learn CD iteration.
 
-Floor (dense): ``V @ Ht`` plus ``V.T @ W`` on the same arrays, the two products
-every epoch must do. Floor (sparse): the same two products with scipy.sparse.
-An epoch's time is read from the trace (difference of the cumulative seconds of
-consecutive epochs; it includes the exact loss, which the solver gets free).
-Each configuration alternates floor and epoch measurements and reports medians.
+Floor (dense): ``V @ Ht`` plus ``V.T @ W`` on the same arrays, the two products every epoch
+must do. Floor (sparse): the same two products with scipy.sparse. CD iteration: one
+iteration of scikit-learn's coordinate descent (``_fit_coordinate_descent``, ``max_iter``
+iterations timed together and divided) from the same random factors. An epoch's time is
+read from the trace (difference of the cumulative seconds of consecutive epochs; it includes
+the exact loss, which the solver gets free).
+
+Every configuration runs each *variant* of the step in the same process, interleaved with
+the floor, and reports medians:
+
+* ``python``: the Python step (``nmf_sched.engine.fused`` off: the code before the fused step);
+* ``fused``: the fused step with the default thread count and block rule;
+* ``fused-2t``: the fused step with 2 threads for the gather and the sweeps;
+* ``fused-unblocked`` (rank sweep): the fused step without coordinate blocks.
 
     python benchmarks/bench_epoch.py            # full sizes
     python benchmarks/bench_epoch.py --quick    # small sizes, seconds
@@ -22,8 +31,13 @@ import numpy as np
 
 import nmf_sched
 from nmf_sched import datasets
+from nmf_sched.engine import fused
 
 HERE = os.path.dirname(os.path.abspath(__file__))
+
+#: variant -> (fused on, threads, block)
+VARIANTS = {"python": (False, None, None), "fused": (True, None, None),
+            "fused-2t": (True, 2, None), "fused-unblocked": (True, None, 0)}
 
 
 def floor_time(V, W, Ht):
@@ -33,29 +47,56 @@ def floor_time(V, W, Ht):
     return time.perf_counter() - t
 
 
-def epoch_times(V, k, batch_size, precondition, epochs):
-    res = nmf_sched.fit(V, k, seed=0, epochs=epochs, batch_size=batch_size, tol=0,
-                        precondition=precondition, schedule=0.5 if precondition != "none" else 1e-9,
-                        init="random")
+def epoch_times(V, k, batch_size, variant, epochs):
+    on, threads, block = VARIANTS[variant]
+    prev = fused.set_enabled(on)
+    fused.set_threads(threads)
+    fused.set_block(block)
+    try:
+        res = nmf_sched.fit(V, k, seed=0, epochs=epochs, batch_size=batch_size, tol=0,
+                            precondition="cd", schedule=0.5, init="random")
+    finally:
+        fused.set_enabled(prev)
+        fused.set_threads(None)
+        fused.set_block(None)
     return list(np.diff(res.trace.column("seconds"))[1:])  # drop the first (warm-up) epoch
 
 
-def bench(V, k, batch_sizes, precondition, repeats, epochs):
+def cd_iteration_time(V, W, Ht, iters):
+    from sklearn.decomposition._nmf import _fit_coordinate_descent
+
+    W, H = W.copy(), np.ascontiguousarray(Ht.T)
+    t = time.perf_counter()
+    _fit_coordinate_descent(V, W, H, tol=0.0, max_iter=iters)
+    return (time.perf_counter() - t) / iters
+
+
+def bench(V, k, batch_sizes, variants, repeats, epochs, cd_iters=0):
     rng = np.random.default_rng(0)
     W = rng.random((V.shape[0], k)).astype(V.dtype)
     Ht = rng.random((V.shape[1], k)).astype(V.dtype)
     floor_time(V, W, Ht)  # warm-up
+    if cd_iters:
+        cd_iteration_time(V, W, Ht, 1)
     rows = []
     for b in batch_sizes:
-        floors, epochs_t = [], []
-        epoch_times(V, k, b, precondition, 2)  # compile / warm caches
+        for v in variants:
+            epoch_times(V, k, b, v, 2)  # compile / warm caches
+        floors, cds, ep = [], [], {v: [] for v in variants}
         for _ in range(repeats):
+            for v in variants:
+                floors.append(floor_time(V, W, Ht))
+                ep[v].extend(epoch_times(V, k, b, v, epochs))
+            if cd_iters:
+                cds.append(cd_iteration_time(V, W, Ht, cd_iters))
             floors.append(floor_time(V, W, Ht))
-            epochs_t.extend(epoch_times(V, k, b, precondition, epochs))
-            floors.append(floor_time(V, W, Ht))
-        f, e = statistics.median(floors), statistics.median(epochs_t)
-        rows.append(dict(batch_size=b if b < V.shape[0] else "full", precondition=precondition,
-                         epoch_s=e, floor_s=f, ratio=e / f))
+        f = statistics.median(floors)
+        cd = statistics.median(cds) if cds else float("nan")
+        for v in variants:
+            e = statistics.median(ep[v])
+            rows.append(dict(k=k, batch_size=b if b < V.shape[0] else "full", variant=v,
+                             epoch_s=e, floor_s=f, ratio=e / f, cd_iter_s=cd, per_cd=e / cd))
+            print(rows[-1], flush=True)
     return rows
 
 
@@ -63,32 +104,55 @@ def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--parts", nargs="+", default=["floor", "ranks"], choices=["floor", "ranks"])
+    ap.add_argument("--no-sparse", action="store_true", help="dense cases only")
+    ap.add_argument("--variants", nargs="+", default=["python", "fused", "fused-2t"],
+                    choices=list(VARIANTS), help="variants of the floor part")
     ap.add_argument("--out", default=os.path.join(HERE, "results", "epoch"))
     args = ap.parse_args(argv)
     m, n, k = (1000, 400, 10) if args.quick else (5000, 2000, 20)
     sm, sn = (10000, 2000) if args.quick else (100_000, 20_000)
     epochs = 3 if args.quick else 4
+    ranks = (4, 12) if args.quick else (10, 50, 100, 200)
+    base = args.variants
     results = []
-    for dtype in (np.float64, np.float32):
-        V = datasets.planted(m, n, k, noise=0.1, seed=0, dtype=dtype).V
-        for pre in ("cd", "none"):
-            for row in bench(V, k, [256, 10**9], pre, args.repeats, epochs):
-                results.append(dict(case=f"dense {m}x{n} k={k} {np.dtype(dtype).name}", **row))
-                print(results[-1], flush=True)
-    S = datasets.sparse_tfidf(sm, sn, density=0.005, rank=20, seed=0)
-    for row in bench(S, 20, [4096, 10**9], "cd", args.repeats, epochs):
-        results.append(dict(case=f"sparse {sm}x{sn} 0.5% k=20 float64", **row))
-        print(results[-1], flush=True)
+    if "floor" in args.parts:
+        for dtype in (np.float64, np.float32):
+            V = datasets.planted(m, n, k, noise=0.1, seed=0, dtype=dtype).V
+            for row in bench(V, k, [256, 1024, 10**9], base, args.repeats, epochs):
+                results.append(dict(part="floor", case=f"dense {m}x{n} {np.dtype(dtype).name}", **row))
+        if not args.no_sparse:
+            S = datasets.sparse_tfidf(sm, sn, density=0.005, rank=20, seed=0)
+            for row in bench(S, 20, [1024, 4096], base, args.repeats, epochs):
+                results.append(dict(part="floor", case=f"sparse {sm}x{sn} 0.5% float64", **row))
+    if "ranks" in args.parts:
+        V = datasets.planted(m, n, 10, noise=0.1, seed=0).V
+        for r in ranks:
+            for row in bench(V, r, [1024], ["python", "fused", "fused-unblocked"], args.repeats,
+                             epochs, cd_iters=2 if args.quick else 3):
+                results.append(dict(part="ranks", case=f"dense {m}x{n} float64", **row))
+        T = datasets.source_tfidf() if not args.quick else \
+            datasets.sparse_tfidf(sm, sn, density=0.005, rank=20, seed=0)
+        tm, tn = T.shape
+        for r in ranks if not args.no_sparse else ():
+            for row in bench(T, r, [1024], ["python", "fused"], args.repeats, epochs,
+                             cd_iters=2 if args.quick else 3):
+                results.append(dict(part="ranks", case=f"sparse {tm}x{tn} source_tfidf", **row))
     meta = dict(machine=platform.platform(), cpus=os.cpu_count(), numpy=np.__version__,
-                quick=args.quick, repeats=args.repeats)
+                quick=args.quick, repeats=args.repeats, load=os.getloadavg()[0],
+                blas_threads=os.environ.get("OPENBLAS_NUM_THREADS", "default"))
     os.makedirs(os.path.dirname(args.out), exist_ok=True)
     with open(args.out + ".json", "w") as fh:
         json.dump(dict(meta=meta, results=results), fh, indent=1)
-    lines = ["| case | batch | precondition | epoch (s) | floor (s) | epoch / floor |",
-             "|---|---|---|---|---|---|"]
+    lines = [f"Load average at the end: {meta['load']:.1f} (2 cores); OPENBLAS_NUM_THREADS="
+             f"{meta['blas_threads']}. Medians of {args.repeats} interleaved repeats.", "",
+             "| case | k | batch | variant | epoch (s) | floor (s) | epoch / floor | CD iteration (s) "
+             "| epoch / CD iteration |", "|---|---|---|---|---|---|---|---|---|"]
     for r in results:
-        lines.append(f"| {r['case']} | {r['batch_size']} | {r['precondition']} | {r['epoch_s']:.4f} "
-                     f"| {r['floor_s']:.4f} | {r['ratio']:.2f} |")
+        cd = "-" if r["cd_iter_s"] != r["cd_iter_s"] else f"{r['cd_iter_s']:.4f}"
+        pc = "-" if r["per_cd"] != r["per_cd"] else f"{r['per_cd']:.2f}"
+        lines.append(f"| {r['case']} | {r['k']} | {r['batch_size']} | {r['variant']} "
+                     f"| {r['epoch_s']:.4f} | {r['floor_s']:.4f} | {r['ratio']:.2f} | {cd} | {pc} |")
     with open(args.out + ".md", "w") as fh:
         fh.write("\n".join(lines) + "\n")
     print("\n".join(lines))
