@@ -181,13 +181,24 @@ def test_fused_falls_back_where_not_exact(kw):
                             mdl.new_acc()) is None
 
 
-def test_fused_falls_back_for_non_contiguous_and_memmap(tmp_path):
+@pytest.mark.parametrize("layout", ["fortran", "memmap"])
+@pytest.mark.parametrize("shuffle", ["rows", "blocks"])
+def test_fused_step_on_fortran_and_memmap_data(tmp_path, layout, shuffle):
     V = np.asfortranarray(_data("dense", np.float64))
-    assert not fused.eligible(_model(V, 5, 16), 1.0, 1.0)
-    mm = np.lib.format.open_memmap(tmp_path / "v.npy", mode="w+", dtype=np.float64, shape=V.shape)
-    mm[:] = V
-    assert not fused.eligible(_model(mm, 5, 16), 1.0, 1.0)
-    assert fused.eligible(_model(np.ascontiguousarray(V), 5, 16), 1.0, 1.0)
+    if layout == "memmap":
+        mm = np.lib.format.open_memmap(tmp_path / "v.npy", mode="w+", dtype=np.float64,
+                                       shape=V.shape)
+        mm[:] = V
+        mm.flush()
+        V = np.load(tmp_path / "v.npy", mmap_mode="r")
+    _compare(V, 5, 16, lambda mdl: mdl.epoch_units(np.random.default_rng(3)), 1.0, np.float64,
+             shuffle=shuffle)
+
+
+def test_fused_falls_back_for_mixed_dtypes():
+    mdl = _model(_data("dense", np.float64), 5, 16)
+    mdl.W, mdl.Ht = mdl.W.astype(np.float32), mdl.Ht.astype(np.float32)
+    assert not fused.eligible(mdl, 1.0, 1.0)
 
 
 def test_fused_fit_matches_python_fit():

@@ -4,8 +4,8 @@ r"""The fused host step of the row model for the ``cd`` preconditioner.
 compiled call (:mod:`nmf_sched.kernels.fused`): the row gather, ``V_B H^T``, the coordinate
 sweep of ``W_B``, ``V_B^T W_B`` and its accumulation, the Grams, the ceilings and the H
 sweep, with no Python between them. It runs only where it computes exactly what the Python
-step computes (up to rounding): the ``cd`` preconditioner on the host backend, in-memory
-data (a C-contiguous ndarray or CSR), no penalties, gradient noise, ``clip_update`` or
+step computes (up to rounding): the ``cd`` preconditioner on the host backend, dense data
+(an ndarray or a memmap of the factors' dtype) or CSR, no penalties, gradient noise, ``clip_update`` or
 ``max_value``, no hypergradient bookkeeping, no line-search probe, no stale shards, one
 learning rate per block. Everywhere else it returns None and the Python step runs.
 
@@ -77,7 +77,7 @@ def eligible(model, lr_W, lr_H) -> bool:
     if not (_STATE["enabled"] and be.host and pre.name == "cd" and model.gd is None
             and not model.probing and model.rest is None and not model.pen.active
             and pre.clip_update is None and pre.max_value is None and be.noise_std <= 0
-            and be.row_sq is not None and type(lr_W) is float and type(lr_H) is float):
+            and type(lr_W) is float and type(lr_H) is float):
         return False
     W, Ht = model.W, model.Ht
     if not (W.flags.c_contiguous and Ht.flags.c_contiguous and W.dtype == Ht.dtype
@@ -86,7 +86,10 @@ def eligible(model, lr_W, lr_H) -> bool:
     V = be.V
     if be.sparse:
         return V.format == "csr"
-    return type(V) is np.ndarray and V.flags.c_contiguous and V.dtype == W.dtype
+    return isinstance(V, np.ndarray) and V.dtype == W.dtype
+
+
+_NO_ROWS = np.zeros(0, dtype=np.float64)
 
 
 def blocked_sweep(X, A, P, lrbuf, diag, kb):
@@ -157,18 +160,26 @@ def fused_step(model, idx, lr_W, lr_H, acc):
     W, Ht, res = model.W, model.Ht, buf.res
     V = be.V
     P, WB, GBo, HHt = buf.P[:b], buf.WB[:b], buf.GBo, buf.HHt
+    vB = -1.0  # the kernel sums the squared row norms
     if be.sparse:
         csr_rows_matmul(V, rows, Ht, P)
     else:
-        VB = V if idx is None else V[idx] if isinstance(idx, slice) else \
-            K.gather_rows_parallel(V, rows, buf.VB[:b], threads)
+        if idx is None or isinstance(idx, slice):
+            VB = V if idx is None else V[idx]
+        elif be.row_sq is not None:  # in memory: the row-copy kernel
+            VB = K.gather_rows_parallel(V, rows, buf.VB[:b], threads)
+        else:  # a memmap: numpy's take, as the Python step
+            VB = np.take(V, rows, axis=0, out=buf.VB[:b])
+        if be.row_sq is None:
+            vB = be.batch_vsq(VB, idx)
         np.matmul(VB, Ht, out=P)
     np.take(W, rows, axis=0, out=WB)
     np.matmul(Ht.T, Ht, out=HHt)
     np.matmul(WB.T, WB, out=GBo)
     kb = _block(model.k)
     lrbuf, diag = buf.lrbuf, buf.diag
-    K.cd_step_W(W, rows, WB, HHt, GBo, P, be.row_sq, lr_W, capk, ctl.damp, scale, f,
+    row_sq = be.row_sq if be.row_sq is not None else _NO_ROWS
+    K.cd_step_W(W, rows, WB, HHt, GBo, P, row_sq, vB, lr_W, capk, ctl.damp, scale, f,
                 model.cfg.explode * model.loss_ref, threads, res, lrbuf, diag, kb == 0)
     if not res[5]:
         raise Diverged(f"batch loss {float(res[0])!r}")

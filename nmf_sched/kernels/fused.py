@@ -113,16 +113,18 @@ def _vdot64(a, b):
 
 
 @jit
-def cd_step_W(W, rows, WB, HHt, GBo, P, row_sq, lr_W, capk, damp, scale, f, limit, threads, res,
-              lrbuf, diag, sweep):
+def cd_step_W(W, rows, WB, HHt, GBo, P, row_sq, vB, lr_W, capk, damp, scale, f, limit, threads,
+              res, lrbuf, diag, sweep):
     """Given ``WB = W[rows]``, ``HHt``, ``GBo = WB^T WB`` and ``P = V_B H^T``: the batch loss
     and its check (on failure ``res[5] = 0`` and nothing changes), the W step size, then
     (``sweep``) the sweep of ``WB`` and ``W[rows] = WB``. Without ``sweep``, ``lrbuf`` and
-    ``diag`` hold the sweep's arguments for :func:`cd_block` and the caller writes back."""
+    ``diag`` hold the sweep's arguments for :func:`cd_block` and the caller writes back.
+    ``vB``: ``||V_B||^2``, or negative to sum the squared row norms ``row_sq`` of the rows."""
     k = WB.shape[1]
-    vB = 0.0
-    for r in range(rows.shape[0]):
-        vB += row_sq[rows[r]]
+    if vB < 0.0:
+        vB = 0.0
+        for r in range(rows.shape[0]):
+            vB += row_sq[rows[r]]
     fB = 0.5 * (vB - 2.0 * _vdot64(WB, P) + _vdot64(GBo, HHt))
     res[0] = fB
     if not np.isfinite(fB) or fB * scale > limit:
