@@ -7,6 +7,10 @@ iterations timed together and divided) from the same random factors. An epoch's 
 read from the trace (difference of the cumulative seconds of consecutive epochs; it includes
 the exact loss, which the solver gets free).
 
+The init part times the NNDSVDA init (this package's, with the settings of before the
+change reproduced through ``nmf_sched.init``'s constants, and scikit-learn's
+``_initialize_nmf``) and reports the relative error of plain NNDSVD (no fill) for each.
+
 Every configuration runs each *variant* of the step in the same process, interleaved with
 the floor, and reports medians:
 
@@ -22,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import platform
 import statistics
@@ -100,11 +105,64 @@ def bench(V, k, batch_sizes, variants, repeats, epochs, cd_iters=0):
     return rows
 
 
+#: init settings: the current ones and those before the change (7 QR power iterations, exact
+#: SVD up to min(m, n) = 1000), reproduced through the module's constants
+INIT_SETTINGS = {"nndsvda (current)": None,
+                 "nndsvda (before: 7 QR iterations, exact SVD to min dim 1000)": ("auto", "qr", 1000)}
+
+
+def _init_error(V, W, H):
+    import scipy.sparse as sp
+
+    vsq = float(V.multiply(V).sum()) if sp.issparse(V) else float(np.vdot(V, V))
+    cross = float(np.vdot(W, np.asarray(V @ H.T)))
+    return math.sqrt(max(vsq - 2 * cross + float(np.vdot(W.T @ W, H @ H.T)), 0.0) / vsq)
+
+
+def bench_init(cases, repeats):
+    """Seconds of the NNDSVDA init (this package, now and before) and of scikit-learn's, and
+    the relative error of the init (plain NNDSVD: no fill, the SVD's own quality)."""
+    from sklearn.decomposition._nmf import _initialize_nmf
+
+    from nmf_sched import init as I
+
+    saved = (I._INIT_POWER_ITERS, I._INIT_NORMALIZER, I._EXACT_MAX_DIM)  # the before settings
+    # use 7 QR iterations on every size, so _INIT_CHEAP_ENTRIES does not matter for them
+    rows = []
+    for name, V, k in cases:
+        times = {s: [] for s in INIT_SETTINGS}
+        times["scikit-learn nndsvda"] = []
+        errs = {}
+        for _ in range(repeats):
+            for s, old in INIT_SETTINGS.items():
+                if old is not None:
+                    I._INIT_POWER_ITERS, I._INIT_NORMALIZER, I._EXACT_MAX_DIM = old
+                try:
+                    t = time.perf_counter()
+                    I.initialize(V, k, "nndsvda", seed=0)
+                    times[s].append(time.perf_counter() - t)
+                    errs[s] = _init_error(V, *I.initialize(V, k, "nndsvd", seed=0))
+                finally:
+                    I._INIT_POWER_ITERS, I._INIT_NORMALIZER, I._EXACT_MAX_DIM = saved
+            t = time.perf_counter()
+            W, H = _initialize_nmf(V, k, init="nndsvda", random_state=0)
+            times["scikit-learn nndsvda"].append(time.perf_counter() - t)
+            errs["scikit-learn nndsvda"] = _init_error(V, *_initialize_nmf(V, k, init="nndsvd",
+                                                                           random_state=0))
+        sk = statistics.median(times["scikit-learn nndsvda"])
+        for s, ts in times.items():
+            rows.append(dict(case=name, k=k, init=s, seconds=statistics.median(ts),
+                             per_sklearn=statistics.median(ts) / sk, nndsvd_rel_error=errs[s]))
+            print(rows[-1], flush=True)
+    return rows
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--repeats", type=int, default=3)
-    ap.add_argument("--parts", nargs="+", default=["floor", "ranks"], choices=["floor", "ranks"])
+    ap.add_argument("--parts", nargs="+", default=["floor", "ranks", "init"],
+                    choices=["floor", "ranks", "init"])
     ap.add_argument("--no-sparse", action="store_true", help="dense cases only")
     ap.add_argument("--variants", nargs="+", default=["python", "fused", "fused-2t"],
                     choices=list(VARIANTS), help="variants of the floor part")
@@ -138,12 +196,25 @@ def main(argv=None):
             for row in bench(T, r, [1024], ["python", "fused"], args.repeats, epochs,
                              cd_iters=2 if args.quick else 3):
                 results.append(dict(part="ranks", case=f"sparse {tm}x{tn} source_tfidf", **row))
+    init_rows = []
+    if "init" in args.parts:
+        from nmf_sched.datasets import digits
+
+        cases = [("digits 1797x64", digits(), 10),
+                 (f"planted {m // 5 * 2}x{n // 2}", datasets.planted(m // 5 * 2, n // 2, 10, noise=0.1,
+                                                                      seed=0).V, 10),
+                 (f"planted {m}x{n}", datasets.planted(m, n, 20, noise=0.1, seed=0).V, 20)]
+        if not args.quick:
+            cases.append(("source_tfidf 1760x20000 CSR", datasets.source_tfidf(), 20))
+        cases.append((f"sparse {sm}x{sn} 0.5%",
+                      datasets.sparse_tfidf(sm, sn, density=0.005, rank=20, seed=0), 20))
+        init_rows = bench_init(cases, args.repeats)
     meta = dict(machine=platform.platform(), cpus=os.cpu_count(), numpy=np.__version__,
                 quick=args.quick, repeats=args.repeats, load=os.getloadavg()[0],
                 blas_threads=os.environ.get("OPENBLAS_NUM_THREADS", "default"))
     os.makedirs(os.path.dirname(args.out), exist_ok=True)
     with open(args.out + ".json", "w") as fh:
-        json.dump(dict(meta=meta, results=results), fh, indent=1)
+        json.dump(dict(meta=meta, results=results, init=init_rows), fh, indent=1)
     lines = [f"Load average at the end: {meta['load']:.1f} (2 cores); OPENBLAS_NUM_THREADS="
              f"{meta['blas_threads']}. Medians of {args.repeats} interleaved repeats.", "",
              "| case | k | batch | variant | epoch (s) | floor (s) | epoch / floor | CD iteration (s) "
@@ -153,6 +224,12 @@ def main(argv=None):
         pc = "-" if r["per_cd"] != r["per_cd"] else f"{r['per_cd']:.2f}"
         lines.append(f"| {r['case']} | {r['k']} | {r['batch_size']} | {r['variant']} "
                      f"| {r['epoch_s']:.4f} | {r['floor_s']:.4f} | {r['ratio']:.2f} | {cd} | {pc} |")
+    if init_rows:
+        lines += ["", "| data | k | init | seconds | / scikit-learn's | NNDSVD rel. error |",
+                  "|---|---|---|---|---|---|"]
+        for r in init_rows:
+            lines.append(f"| {r['case']} | {r['k']} | {r['init']} | {r['seconds']:.4f} "
+                         f"| {r['per_sklearn']:.2f} | {r['nndsvd_rel_error']:.5f} |")
     with open(args.out + ".md", "w") as fh:
         fh.write("\n".join(lines) + "\n")
     print("\n".join(lines))

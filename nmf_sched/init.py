@@ -29,9 +29,10 @@ absolute 1e-6) and the fills have the unit of ``sqrt(V)``.
     ``"custom"`` if ``W0``/``H0`` are given, otherwise ``"nndsvda"`` if
     ``k <= min(m, n)`` else ``"random"``.
 
-The SVD is exact (LAPACK) for small dense matrices (``min(m, n) <= 100``) and a
-seeded randomized range finder (Halko, Martinsson & Tropp 2011) otherwise, with two
-LU-normalized power iterations; sparse ``V`` is never densified. NNDSVD does not depend on the sign convention of the SVD.
+The SVD is exact (LAPACK) for small dense matrices (``min(m, n) <= 50``) and a
+seeded randomized range finder (Halko, Martinsson & Tropp 2011) otherwise: scikit-learn's
+7 LU-normalized power iterations up to 2**20 stored entries, two above;
+sparse ``V`` is never densified. NNDSVD does not depend on the sign convention of the SVD.
 
 References
 ----------
@@ -55,15 +56,19 @@ INITS = ("auto", "random", "nndsvd", "nndsvda", "nndsvdar", "custom")
 
 # Dense matrices at most this many entries with min(m, n) <= _EXACT_MAX_DIM use
 # an exact LAPACK SVD; others use the randomized range finder. (The exact SVD of a
-# 2000 x 1000 matrix took 1.7 s where the randomized one takes 0.05 s: benchmarks/README.md.)
+# 2000 x 1000 matrix took 1.7 s where the randomized one takes 0.05 s, and 11 ms against 7 ms
+# for 1797 x 64: benchmarks/README.md.)
 _EXACT_MAX_ENTRIES = 2**24
-_EXACT_MAX_DIM = 100
-# The randomized SVD of the NNDSVD inits: power iterations and their normalizer. NNDSVD
-# keeps only the dominant signed part of each pair of singular vectors, and its error
-# against V was the same to 3-4 digits with 2 LU-normalized iterations as with
-# scikit-learn's 7 (QR or LU), at 0.35-0.4x the time (benchmarks/README.md).
+_EXACT_MAX_DIM = 50
+# The randomized SVD of the NNDSVD inits: LU-normalized power iterations (scikit-learn's
+# normalizer), scikit-learn's 7 up to _INIT_CHEAP_ENTRIES stored entries (a few milliseconds;
+# the sparse and the dense init of one small matrix then agree to round-off) and
+# _INIT_POWER_ITERS above. NNDSVD keeps only the dominant signed part of each pair of
+# singular vectors, and its error against V was the same to 3-4 digits with 2 iterations as
+# with 7, at 0.35-0.4x the time (benchmarks/README.md).
 _INIT_POWER_ITERS = 2
 _INIT_NORMALIZER = "lu"
+_INIT_CHEAP_ENTRIES = 2**20
 _EPS = 1e-6  # scikit-learn's truncation threshold for NNDSVD entries
 
 
@@ -148,6 +153,9 @@ def _svd(V, k, rng):
     if not sp.issparse(V) and m * n <= _EXACT_MAX_ENTRIES and min(m, n) <= _EXACT_MAX_DIM:
         U, s, Vt = scipy.linalg.svd(np.asarray(V), full_matrices=False, check_finite=False)
         return U[:, :k], s[:k], Vt[:k]
+    entries = V.nnz if sp.issparse(V) else m * n
+    if entries <= _INIT_CHEAP_ENTRIES:
+        return randomized_svd(V, k, rng, normalizer=_INIT_NORMALIZER)
     return randomized_svd(V, k, rng, n_iter=_INIT_POWER_ITERS, normalizer=_INIT_NORMALIZER)
 
 

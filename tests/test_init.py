@@ -132,12 +132,16 @@ def test_sparse_nndsvd_no_densify(monkeypatch):
     assert Ws.dtype == np.float64
 
 
-def test_large_dense_uses_randomized(monkeypatch, P):
+@pytest.mark.parametrize("cheap", [True, False])
+def test_large_dense_uses_randomized(monkeypatch, P, cheap):
     monkeypatch.setattr(I, "_EXACT_MAX_DIM", 10)
+    if not cheap:
+        monkeypatch.setattr(I, "_INIT_CHEAP_ENTRIES", 0)
     W, H = initialize(P.V, 5, "nndsvd", seed=0)
     monkeypatch.undo()
     Wr, Hr = initialize(P.V, 5, "nndsvd", seed=0)
-    np.testing.assert_allclose(W, Wr, rtol=TOL["svd_init"], atol=TOL["svd_abs"])
+    tol = TOL["svd"] if cheap else TOL["svd_init"]
+    np.testing.assert_allclose(W, Wr, rtol=tol, atol=TOL["svd_abs"])
 
 
 def _quality_cases():
@@ -155,6 +159,7 @@ def test_init_svd_quality_does_not_drop(monkeypatch, case, init, k):
     7-iteration QR one it replaced: the init's relative error is at most 1% higher."""
     name, V = _quality_cases()[case]
     monkeypatch.setattr(I, "_EXACT_MAX_DIM", 0)  # the randomized path on every shape
+    monkeypatch.setattr(I, "_INIT_CHEAP_ENTRIES", 0)  # and its cheap settings
     W, H = initialize(V, k, init, seed=0)
     monkeypatch.setattr(I, "_INIT_POWER_ITERS", "auto")
     monkeypatch.setattr(I, "_INIT_NORMALIZER", "qr")

@@ -5,8 +5,8 @@ compiled call (:mod:`nmf_sched.kernels.fused`): the row gather, ``V_B H^T``, the
 sweep of ``W_B``, ``V_B^T W_B`` and its accumulation, the Grams, the ceilings and the H
 sweep, with no Python between them. It runs only where it computes exactly what the Python
 step computes (up to rounding): the ``cd`` preconditioner on the host backend, dense data
-(an ndarray or a memmap of the factors' dtype) or CSR, no penalties, gradient noise, ``clip_update`` or
-``max_value``, no hypergradient bookkeeping, no line-search probe, no stale shards, one
+(an ndarray or a memmap of the factors' dtype) or CSR, no penalties, gradient noise,
+``clip_update`` or ``max_value``, no hypergradient bookkeeping, no line-search probe, no stale shards, one
 learning rate per block. Everywhere else it returns None and the Python step runs.
 
 ``NMF_SCHED_FUSED=0`` in the environment turns it off (benchmarks compare the two paths in
@@ -47,8 +47,8 @@ def set_enabled(flag: bool) -> bool:
 
 def set_threads(threads) -> None:
     """Threads for the gather and the sweeps (None: the default)."""
-    if threads is not None and (not isinstance(threads, (int, np.integer)) or isinstance(threads, bool)
-                                or threads < 1):
+    if threads is not None and (not isinstance(threads, (int, np.integer))
+                                or isinstance(threads, bool) or threads < 1):
         raise ValueError(f"threads must be a positive integer or None, got {threads!r}")
     _STATE["threads"] = None if threads is None else int(threads)
 
