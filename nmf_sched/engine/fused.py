@@ -1,13 +1,20 @@
 r"""The fused host step of the row model for the ``cd`` preconditioner.
 
-:func:`fused_step` runs one minibatch step of :class:`~nmf_sched.engine.rows.RowModel` as one
-compiled call (:mod:`nmf_sched.kernels.fused`): the row gather, ``V_B H^T``, the coordinate
-sweep of ``W_B``, ``V_B^T W_B`` and its accumulation, the Grams, the ceilings and the H
-sweep, with no Python between them. It runs only where it computes exactly what the Python
-step computes (up to rounding): the ``cd`` preconditioner on the host backend, dense data
-(an ndarray or a memmap of the factors' dtype) or CSR, no penalties, gradient noise,
-``clip_update`` or ``max_value``, no hypergradient bookkeeping, no line-search probe, no stale shards, one
-learning rate per block. Everywhere else it returns None and the Python step runs.
+:func:`fused_step` runs one minibatch step of :class:`~nmf_sched.engine.rows.RowModel` as a
+fixed sequence of numpy BLAS products (``V_B H^T``, ``V_B^T W_B``, the k x k Grams) and
+compiled kernels (:mod:`nmf_sched.kernels.fused`: the row gather, the batch loss and its
+check, the ceilings and step sizes, the coordinate sweeps, the write-back, the Gram update
+and the epoch's ``V^T W`` accumulation), with no per-step Python arithmetic between them.
+The products stay with numpy because BLAS called from a kernel runs on scipy's OpenBLAS, a
+second thread pool next to numpy's (see :mod:`nmf_sched.kernels.fused`).
+From rank :data:`BLOCK_MIN_RANK` on, the sweeps run in blocks of :data:`BLOCK` coordinates
+(:func:`blocked_sweep`: BLAS does the cross-block part of the Gauss–Seidel dot products).
+
+It runs only where it computes what the Python step computes (up to rounding): the ``cd``
+preconditioner on the host backend, dense data (an ndarray or a memmap of the factors'
+dtype) or CSR, no penalties, gradient noise, ``clip_update`` or ``max_value``, no
+hypergradient bookkeeping, no line-search probe, no stale shards, one learning rate per
+block. Everywhere else it returns None and the Python step runs.
 
 ``NMF_SCHED_FUSED=0`` in the environment turns it off (benchmarks compare the two paths in
 one process with :func:`set_enabled`). :func:`set_threads` sets how many threads the
