@@ -86,7 +86,7 @@ def bench(V, k, batch_sizes, variants, repeats, epochs, cd_iters=0):
     rows = []
     for b in batch_sizes:
         for v in variants:
-            epoch_times(V, k, b, v, 2)  # compile / warm caches
+            epoch_times(V, k, b, v, 1)  # compile / warm caches
         floors, cds, ep = [], [], {v: [] for v in variants}
         for _ in range(repeats):
             for v in variants:
@@ -168,16 +168,17 @@ def main(argv=None):
                     choices=list(VARIANTS), help="variants of the floor part")
     ap.add_argument("--out", default=os.path.join(HERE, "results", "epoch"))
     args = ap.parse_args(argv)
-    m, n, k = (1000, 400, 10) if args.quick else (5000, 2000, 20)
-    sm, sn = (10000, 2000) if args.quick else (100_000, 20_000)
-    epochs = 3 if args.quick else 4
+    m, n, k = (600, 200, 6) if args.quick else (5000, 2000, 20)
+    sm, sn = (3000, 1000) if args.quick else (100_000, 20_000)
+    epochs = 2 if args.quick else 4
     ranks = (4, 12) if args.quick else (10, 50, 100, 200)
     base = args.variants
     results = []
     if "floor" in args.parts:
         for dtype in (np.float64, np.float32):
             V = datasets.planted(m, n, k, noise=0.1, seed=0, dtype=dtype).V
-            for row in bench(V, k, [256, 1024, 10**9], base, args.repeats, epochs):
+            for row in bench(V, k, [256, 10**9] if args.quick else [256, 1024, 10**9], base,
+                             args.repeats, epochs):
                 results.append(dict(part="floor", case=f"dense {m}x{n} {np.dtype(dtype).name}", **row))
         if not args.no_sparse:
             S = datasets.sparse_tfidf(sm, sn, density=0.005, rank=20, seed=0)
@@ -206,6 +207,7 @@ def main(argv=None):
                  (f"planted {m}x{n}", datasets.planted(m, n, 20, noise=0.1, seed=0).V, 20)]
         if not args.quick:
             cases.append(("source_tfidf 1760x20000 CSR", datasets.source_tfidf(), 20))
+        cases = cases[1:] if args.quick else cases
         cases.append((f"sparse {sm}x{sn} 0.5%",
                       datasets.sparse_tfidf(sm, sn, density=0.005, rank=20, seed=0), 20))
         init_rows = bench_init(cases, args.repeats)
