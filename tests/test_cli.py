@@ -220,6 +220,10 @@ def test_warm_up_compiles_on_a_slice_of_the_same_kind(kind):
     assert isinstance(seconds, float) and seconds >= 0.0
     # the kernels of this dtype (and of CSR rows) are compiled now: the timed fits reuse them
     dt = "float32" if kind == "dense32" else "float64"
-    assert any(f"Array({dt}, 2" in str(sig) for sig in kcpu._cd_rows.signatures)
+    from nmf_sched.kernels import fused as kfused
+
+    # the sweep: the fused step's compiled W step (cd, no penalties) or the plain kernel
+    sweeps = list(kfused.cd_step_W.signatures) + list(kcpu._cd_rows.signatures)
+    assert any(f"Array({dt}, 2" in str(sig) for sig in sweeps)
     kernel = kcpu._rows_matmul if kind == "csr" else kcpu._gather_rows
     assert any(f"Array({dt}" in str(sig) for sig in kernel.signatures)
