@@ -31,7 +31,7 @@ absolute 1e-6) and the fills have the unit of ``sqrt(V)``.
 
 The SVD is exact (LAPACK) for small dense matrices (``min(m, n) <= 50``) and a
 seeded randomized range finder (Halko, Martinsson & Tropp 2011) otherwise: scikit-learn's
-7 LU-normalized power iterations up to 2**20 stored entries, two above;
+7 LU-normalized power iterations up to 2**16 stored entries, two above;
 sparse ``V`` is never densified. NNDSVD does not depend on the sign convention of the SVD.
 
 References
@@ -68,7 +68,7 @@ _EXACT_MAX_DIM = 50
 # with 7, at 0.35-0.4x the time (benchmarks/README.md).
 _INIT_POWER_ITERS = 2
 _INIT_NORMALIZER = "lu"
-_INIT_CHEAP_ENTRIES = 2**20
+_INIT_CHEAP_ENTRIES = 2**16
 _EPS = 1e-6  # scikit-learn's truncation threshold for NNDSVD entries
 
 
