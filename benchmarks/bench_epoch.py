@@ -157,12 +157,42 @@ def bench_init(cases, repeats):
     return rows
 
 
+def bench_batch(cases, batch_sizes, budget, repeats):
+    """Seconds to ``(1 + d) x`` the best error any run of a shape reached, per batch size
+    (``schedule="auto"``, default init, ``max_time=budget``; times from the trace, the init
+    excluded); medians over repeats (seeds 0..), a run that never reaches counts as inf."""
+    rows = []
+    for name, V, k in cases:
+        nmf_sched.fit(V, k, epochs=1, batch_size=256, seed=0)  # warm-up
+        curves = {b: [] for b in batch_sizes}
+        for rep in range(repeats):
+            for b in batch_sizes:
+                res = nmf_sched.fit(V, k, schedule="auto", epochs=10**6, tol=0, max_time=budget,
+                                    batch_size=b, seed=rep)
+                curves[b].append((list(res.trace.column("seconds")),
+                                  list(res.trace.column("rel_error"))))
+        best = min(min(e) for runs in curves.values() for _, e in runs)
+        for b in batch_sizes:
+            row = dict(case=name, k=k, batch_size=b, best=best)
+            for d in (0.01, 0.001):
+                ts = []
+                for t, e in curves[b]:
+                    hit = [tt for tt, ee in zip(t, e) if ee <= (1 + d) * best]
+                    ts.append(hit[0] if hit else math.inf)
+                row[f"s_to_{d}"] = statistics.median(ts)
+            row["epochs"] = statistics.median(len(t) - 1 for t, _ in curves[b])
+            rows.append(row)
+            print(row, flush=True)
+    return rows
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--parts", nargs="+", default=["floor", "ranks", "init"],
-                    choices=["floor", "ranks", "init"])
+                    choices=["floor", "ranks", "init", "batch"])
+    ap.add_argument("--budget", type=float, default=4.0, help="seconds per run (batch part)")
     ap.add_argument("--no-sparse", action="store_true", help="dense cases only")
     ap.add_argument("--variants", nargs="+", default=["python", "fused", "fused-2t"],
                     choices=list(VARIANTS), help="variants of the floor part")
@@ -211,12 +241,25 @@ def main(argv=None):
         cases.append((f"sparse {sm}x{sn} 0.5%",
                       datasets.sparse_tfidf(sm, sn, density=0.005, rank=20, seed=0), 20))
         init_rows = bench_init(cases, args.repeats)
+    batch_rows = []
+    if "batch" in args.parts:
+        sc = 10 if args.quick else 1
+        cases = [(f"tall {50000 // sc}x200", datasets.planted(50000 // sc, 200, 10, noise=0.1,
+                                                              seed=0).V, 10),
+                 (f"wide 1000x{20000 // sc}", datasets.planted(1000, 20000 // sc, 10, noise=0.1,
+                                                               seed=0).V, 10),
+                 (f"square {m}x{n}", datasets.planted(m, n, 20, noise=0.1, seed=0).V, 20),
+                 (f"sparse {20000 // sc}x10000 0.5%",
+                  datasets.sparse_tfidf(20000 // sc, 10000, density=0.005, rank=20, seed=0), 20)]
+        batch_rows = bench_batch(cases, ["auto", 256, 1024, 4096, 10**9], args.budget / sc,
+                                 args.repeats)
     meta = dict(machine=platform.platform(), cpus=os.cpu_count(), numpy=np.__version__,
                 quick=args.quick, repeats=args.repeats, load=os.getloadavg()[0],
                 blas_threads=os.environ.get("OPENBLAS_NUM_THREADS", "default"))
     os.makedirs(os.path.dirname(args.out), exist_ok=True)
     with open(args.out + ".json", "w") as fh:
-        json.dump(dict(meta=meta, results=results, init=init_rows), fh, indent=1)
+        json.dump(dict(meta=meta, results=results, init=init_rows, batch=batch_rows), fh,
+                  indent=1)
     lines = [f"Load average at the end: {meta['load']:.1f} (2 cores); OPENBLAS_NUM_THREADS="
              f"{meta['blas_threads']}. Medians of {args.repeats} interleaved repeats.", "",
              "| case | k | batch | variant | epoch (s) | floor (s) | epoch / floor | CD iteration (s) "
@@ -232,6 +275,12 @@ def main(argv=None):
         for r in init_rows:
             lines.append(f"| {r['case']} | {r['k']} | {r['init']} | {r['seconds']:.4f} "
                          f"| {r['per_sklearn']:.2f} | {r['nndsvd_rel_error']:.5f} |")
+    if batch_rows:
+        lines += ["", "| data | k | batch | s to 1.01 x best | s to 1.001 x best | epochs in budget |",
+                  "|---|---|---|---|---|---|"]
+        for r in batch_rows:
+            lines.append(f"| {r['case']} | {r['k']} | {r['batch_size']} | {r['s_to_0.01']:.3g} "
+                         f"| {r['s_to_0.001']:.3g} | {r['epochs']:.0f} |")
     with open(args.out + ".md", "w") as fh:
         fh.write("\n".join(lines) + "\n")
     print("\n".join(lines))

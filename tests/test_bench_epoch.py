@@ -47,3 +47,19 @@ def test_quick_mode(tmp_path):
         assert r["seconds"] > 0 and 0 < r["nndsvd_rel_error"] < 1
     md = (tmp_path / "epoch.md").read_text()
     assert md.count("| dense 600x200") == len(floor) + len(ranks)
+
+
+def test_batch_part_times_to_target():
+    from nmf_sched import datasets
+
+    mod = _load()
+    V = datasets.planted(200, 60, 3, noise=0.1, seed=0).V
+    rows = mod.bench_batch([("tiny", V, 3)], [32, 10**9], 0.2, 1)
+    assert [r["batch_size"] for r in rows] == [32, 10**9]
+    best = rows[0]["best"]
+    assert all(r["best"] == best for r in rows)
+    for r in rows:
+        assert r["s_to_0.01"] <= r["s_to_0.001"]  # the looser target is reached first
+        assert r["epochs"] >= 1
+    # the run that reached the best error reached both targets
+    assert min(r["s_to_0.001"] for r in rows) < math.inf
