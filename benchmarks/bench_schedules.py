@@ -387,6 +387,59 @@ def markdown(out):
     return "\n".join(L) + "\n"
 
 
+# ----------------------------------------------------------------------------- RL's alternation
+def alternation(quick=False, seeds=5, budgets=(30, 100), tuned_json=None):
+    """Does a two-step high/low cycle of the ceiling reproduce the RL policy's results?
+
+    On the held-out problems: the RL policy, the cycles (0.9, 0.2) and (0.9, 0.1) of the current
+    ceiling (the pattern the policy's action shows on most problems, fixed from the figure, not
+    tuned), the constant fraction 0.55 (the cycle's mean) and step decay with the setting the
+    main protocol tuned on the training problems (``tuned_json``; else its first setting)."""
+    choice = {}
+    if tuned_json and os.path.isfile(tuned_json):
+        with open(tuned_json) as fh:
+            choice = json.load(fh).get("tuned_choice", {})
+    sets = problem_sets(quick)
+    M = methods(max(budgets))
+    rows = []
+    for pname, build in sets["heldout"]:
+        for seed in range(seeds):
+            V, rank, batch = build(seed)
+            row = {"problem": pname, "seed": seed, "final": {}}
+            for b in budgets:
+                step = M["step"][0][choice.get(f"step@{b}", 0)]
+                cand = {"rl": {"schedule": "rl"},
+                        "cycle_0.9_0.2": {"schedule": ("ceiling_fraction", {"fraction": (0.9, 0.2)})},
+                        "cycle_0.9_0.1": {"schedule": ("ceiling_fraction", {"fraction": (0.9, 0.1)})},
+                        "fraction_0.55": {"schedule": ("ceiling_fraction", {"fraction": 0.55})},
+                        "step_tuned": step}
+                runs = run_all(V, rank, batch, seed, (b,), {k: ([v], True) for k, v in cand.items()})
+                for k in cand:
+                    row["final"].setdefault(k, {})[str(b)] = _at(runs[k][0][b], b)
+            rows.append(row)
+            print(f"[alternation] {pname} seed {seed}: " + ", ".join(
+                f"{k}={v[str(max(budgets))]:.4g}" for k, v in row["final"].items()), flush=True)
+    comp = {}
+    for b in budgets:
+        fin = lambda k: [r["final"][k][str(b)] for r in rows]  # noqa: E731
+        comp[f"rl vs step_tuned @{b}"] = tally(list(zip(fin("rl"), fin("step_tuned"))))
+        for c in ("cycle_0.9_0.2", "cycle_0.9_0.1", "fraction_0.55"):
+            comp[f"{c} vs step_tuned @{b}"] = tally(list(zip(fin(c), fin("step_tuned"))))
+            comp[f"{c} vs rl @{b}"] = tally(list(zip(fin(c), fin("rl"))))
+    return {"budgets": list(budgets), "seeds": seeds, "rows": rows, "comparisons": comp,
+            "step_choice": {str(b): choice.get(f"step@{b}", 0) for b in budgets}}
+
+
+def alternation_markdown(out):
+    L = ["# The RL policy's high/low alternation against a two-step cycle", "",
+         f"Held-out problems, {out['seeds']} seeds, budgets {out['budgets']} epochs; step decay "
+         f"with the trial the main protocol tuned on the training problems ({out['step_choice']}). "
+         "Command: `python benchmarks/bench_schedules.py --alternation`.", ""]
+    for k, t in out["comparisons"].items():
+        L.append(f"* {k}: as good or better {_f(t)}")
+    return "\n".join(L) + "\n"
+
+
 # ----------------------------------------------------------------------------- figure helpers
 # The notebooks draw single runs of a few problems (notebooks/make_notebooks.py); these are the
 # problems and settings they draw, not the protocol above.
@@ -439,8 +492,22 @@ def main(argv=None):
                    "tiny, 2 seeds, budgets 2/6/10 epochs")
     p.add_argument("--seeds", type=int, default=None)
     p.add_argument("--out", default=os.path.join(os.path.dirname(os.path.abspath(__file__)), "results"))
+    p.add_argument("--alternation", action="store_true",
+                   help="only the RL alternation check (results/schedules_alternation.*)")
     a = p.parse_args(argv)
     seeds = a.seeds or (2 if a.quick else 5)
+    if a.alternation:
+        os.makedirs(a.out, exist_ok=True)
+        stem = "schedules_alternation" + ("_quick" if a.quick else "")
+        out = alternation(a.quick, seeds, (2, 6) if a.quick else (30, 100),
+                          os.path.join(a.out, "schedules.json"))
+        with open(os.path.join(a.out, stem + ".json"), "w") as fh:
+            json.dump(out, fh, indent=1, default=float)
+        md = alternation_markdown(out)
+        with open(os.path.join(a.out, stem + ".md"), "w") as fh:
+            fh.write(md)
+        print(md)
+        return 0
     budgets = (2, 6, 10) if a.quick else (10, 30, 100)
     os.makedirs(a.out, exist_ok=True)
     stem = "schedules_quick" if a.quick else "schedules"

@@ -134,3 +134,24 @@ def test_tally_tie_rule_and_sign_test():
     assert lo < 0.8 < hi
     assert B.tally([(0.5, 1.0)] * 10)["sign_test_p"] == pytest.approx(2 * 0.5 ** 10,
                                                                          rel=TOL["float64"])
+
+
+def test_ceiling_fraction_cycle():
+    got = replay(CeilingFraction((0.9, 0.2)), [None] * 5, [1.0, 1.0, 2.0, 2.0, 2.0])
+    assert got == pytest.approx([0.9, 0.2, 1.8, 0.4, 1.8], rel=TOL["exact"])
+    with pytest.raises(ValueError, match="fraction"):
+        CeilingFraction(())
+    with pytest.raises(ValueError, match="fraction"):
+        CeilingFraction((0.5, 2.0))
+
+
+def test_bench_schedules_alternation_quick(tmp_path):
+    out = subprocess.run([sys.executable, os.path.join(ROOT, "benchmarks", "bench_schedules.py"),
+                          "--quick", "--alternation", "--out", str(tmp_path)],
+                         cwd=ROOT, capture_output=True, text=True, timeout=170)
+    assert out.returncode == 0, out.stderr[-2000:]
+    res = json.loads((tmp_path / "schedules_alternation_quick.json").read_text())
+    assert set(res["rows"][0]["final"]) == {"rl", "cycle_0.9_0.2", "cycle_0.9_0.1",
+                                            "fraction_0.55", "step_tuned"}
+    t = res["comparisons"]["cycle_0.9_0.2 vs rl @6"]
+    assert t["n"] == len(res["rows"]) and t["strict_wins"] + t["strict_losses"] <= t["n"]

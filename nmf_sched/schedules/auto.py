@@ -88,10 +88,14 @@ class CeilingFraction(_ParamsRepr):
     :math:`a\,c_0` once, at the initial observation; this one re-reads the ceiling at every
     tick (the last finite one when a tick reports none).
 
+    With a tuple ``fraction = (a_0, ..., a_{p-1})`` the fraction cycles with the tick,
+    :math:`a = a_{t \bmod p}`: ``(0.9, 0.2)`` is the two-step high/low cycle that the RL policy's
+    action resembles on most problems (a control for that pattern).
+
     Parameters
     ----------
-    fraction : float in (0, 1], default 0.5
-        :math:`a`.
+    fraction : float in (0, 1] or tuple of them, default 0.5
+        :math:`a` (or the cycle of fractions).
     kappa, total :
         Accepted for the common constructor signature and ignored (``fraction`` is the
         fraction of the ceiling).
@@ -106,14 +110,27 @@ class CeilingFraction(_ParamsRepr):
     2     None     0.5
     3     4.0      2.0
     ====  =======  ====
+
+    ``fraction=(0.9, 0.2)`` with the ceiling 1.0 at every tick: 0.9, 0.2, 0.9, 0.2, ...
     """
 
     needs: tuple = ()
     _repr_params = ("fraction",)
 
     def __init__(self, fraction=0.5, *, kappa=None, total=None):
-        check_positive("fraction", fraction, upper=1.0)
+        if isinstance(fraction, (tuple, list)):
+            if not fraction:
+                raise ValueError("fraction must be a float or a non-empty tuple, got ()")
+            for a in fraction:
+                check_positive("fraction", a, upper=1.0)
+            fraction = tuple(fraction)
+        else:
+            check_positive("fraction", fraction, upper=1.0)
         self.fraction, self.kappa, self.total = fraction, kappa, total
+
+    def _fraction(self, tick: int) -> float:
+        f = self.fraction
+        return f[tick % len(f)] if isinstance(f, tuple) else f
 
     def init(self) -> dict:
         return {"tick": 0, "ceiling": None}
@@ -122,7 +139,7 @@ class CeilingFraction(_ParamsRepr):
         if state["ceiling"] is None:
             raise ValueError("ceiling_fraction needs a stability ceiling at the initial "
                              "observation (update with tick 0 and clip_lr on) before lr(state)")
-        return self.fraction * state["ceiling"]
+        return self._fraction(state["tick"]) * state["ceiling"]
 
     def update(self, state: dict, info: StepInfo) -> dict:
         c = info.ceiling
