@@ -298,8 +298,36 @@ def _out(quick, seeds, budgets, choice, sets, rows, t0):
 CLASSICS = ("constant", "step", "exp", "cosine")
 
 
+def per_problem(rows):
+    """One row per problem: the median over its seeds of every final error and checkpoint (the
+    unit of the "by problem" lines: seeds of one problem are not independent problems)."""
+    out = []
+    for p in dict.fromkeys(r["problem"] for r in rows):
+        R = [r for r in rows if r["problem"] == p]
+        med = lambda get: float(np.median([get(r) for r in R]))  # noqa: E731
+        out.append({"set": R[0]["set"], "problem": p,
+                    "final": {m: {b: med(lambda r: r["final"][m][b]) for b in v}
+                              for m, v in R[0]["final"].items()},
+                    "checkpoints": {m: {c: med(lambda r: r["checkpoints"][m][c]) for c in v}
+                                    for m, v in R[0]["checkpoints"].items()},
+                    "seconds_to_target": R[0]["seconds_to_target"]})
+    return out
+
+
 def claims(rows, budgets):
     out = {"rl_vs_step": {}, "greedy_vs_classic": {}, "greedy_faster": {}, "auto_vs_tuned": {}}
+    P = per_problem(rows)
+    for sname in ("heldout", "ood", "all"):
+        Pp = [r for r in P if sname == "all" or r["set"] == sname]
+        for b in budgets:
+            out["rl_vs_step"][f"{sname}@{b} by problem"] = tally(
+                [(r["final"]["rl"][str(b)], r["final"]["step"][str(b)]) for r in Pp])
+            for g in ("greedy_batch", "greedy_epoch"):
+                out["greedy_vs_classic"][f"{g} {sname}@{b} by problem"] = tally(
+                    [(r["final"][g][str(b)], r["final"][c][str(b)]) for r in Pp for c in CLASSICS])
+            out["auto_vs_tuned"][f"{sname}@{b} by problem"] = tally(
+                [(r["final"]["auto"][str(b)], min(r["final"][c][str(b)] for c in CLASSICS))
+                 for r in Pp])
     for sname in ("heldout", "ood", "all"):
         R = [r for r in rows if sname == "all" or r["set"] == sname]
         for b in budgets:
@@ -492,10 +520,22 @@ def main(argv=None):
                    "tiny, 2 seeds, budgets 2/6/10 epochs")
     p.add_argument("--seeds", type=int, default=None)
     p.add_argument("--out", default=os.path.join(os.path.dirname(os.path.abspath(__file__)), "results"))
+    p.add_argument("--render", metavar="JSON", help="recompute the claims and the markdown "
+                   "from a results JSON (also a *_partial.json of an interrupted run)")
     p.add_argument("--alternation", action="store_true",
                    help="only the RL alternation check (results/schedules_alternation.*)")
     a = p.parse_args(argv)
     seeds = a.seeds or (2 if a.quick else 5)
+    if a.render:
+        with open(a.render) as fh:
+            out = json.load(fh)
+        out["claims"] = claims(out["rows"], out["budgets"])
+        stem = os.path.join(a.out, "schedules_quick" if out["quick"] else "schedules")
+        with open(stem + ".json", "w") as fh:
+            json.dump(out, fh, indent=1, default=float)
+        with open(stem + ".md", "w") as fh:
+            fh.write(markdown(out))
+        return 0
     if a.alternation:
         os.makedirs(a.out, exist_ok=True)
         stem = "schedules_alternation" + ("_quick" if a.quick else "")
