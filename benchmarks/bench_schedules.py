@@ -381,8 +381,11 @@ def markdown(out):
          f"Test: held-out {', '.join(out['problems']['heldout'])}; out-of-distribution "
          f"{', '.join(out['problems']['ood'])}. Command: "
          f"`python benchmarks/bench_schedules.py{' --quick' if out['quick'] else ''} --seeds {out['seeds']}`.",
-         "", "Tuned settings (trial index per method @ budget): " + ", ".join(
-             f"{k}={v}" for k, v in out["tuned_choice"].items()) + ".", "",
+         "", "Settings chosen on the training problems (method @ budget: the trial's fit "
+         "arguments):", ""] + [
+             f"* {k}: `{out['grids'][k.split('@')[0]][v]}`" for k, v in out["tuned_choice"].items()
+             if len(out["grids"][k.split("@")[0]]) > 1] + [
+         "", "(A horizon schedule, cosine, runs with `total` = the budget of the run.)", "",
          "## Final error / per-problem oracle (best constant or step setting on the test problem; "
          "reference only), median over seeds", ""]
     ms = list(out["rows"][0]["final"])
@@ -400,7 +403,9 @@ def markdown(out):
           "Wilson 95% interval; sign test on strict wins vs losses)", "",
           f"### 1. RL vs tuned step decay — {PAPER['rl_vs_step']}", ""]
     for k, t in c["rl_vs_step"].items():
-        L.append(f"* {k}: RL as good or better {_f(t)}; strict wins {t['strict_win_fraction']:.0%}")
+        who = "ceiling_fraction" if "ceiling_fraction" in k else "RL"
+        L.append(f"* {k}: {who} as good or better {_f(t)}; strict wins "
+                 f"{t['strict_win_fraction']:.0%}")
     L += ["", f"### 2. GreedyLR vs classic schedules (constant, step, exp, cosine) — {PAPER['greedy_vs_classic']}", ""]
     for k, t in c["greedy_vs_classic"].items():
         L.append(f"* {k}: {_f(t)}")
