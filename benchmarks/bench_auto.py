@@ -193,6 +193,13 @@ def bench_problem(name, build, seed, budgets, autos):
     out["to_target"] = {a: dict(zip(("epochs", "seconds"), to_target(r[bmax], target)))
                         for a, r in auto_runs.items()}
     out["wall"] = {a: r[bmax]["wall"] for a, r in auto_runs.items()}
+    # the library defaults (epochs=200, tol=1e-4 early stop), as a user calls fit
+    out["defaults"] = {}
+    for a, spec in autos.items():
+        t = time.perf_counter()
+        res = nmf_sched.fit(V, rank, W0=W0, H0=H0, seed=seed, schedule=spec, **kw)
+        out["defaults"][a] = {"rel_error": float(res.rel_error), "epochs": int(res.n_epochs),
+                              "stop": res.stop_reason, "seconds": time.perf_counter() - t}
     out["diverged"] = {a: any(x["diverged"] for x in r.values()) for a, r in auto_runs.items()}
     return out
 
@@ -217,6 +224,18 @@ def summarize(rows, autos, budgets):
                    "worst_run": float(max(allr)),
                    "geomean_ratio": float(np.exp(np.mean(np.log(allr)))),
                    "median_ratio": med, "worst_ratio": worst}
+    # the library defaults (epochs=200, tol=1e-4): error and epochs, new against old
+    names = list(autos)
+    if len(names) >= 2:
+        new, old = names[-1], names[0]
+        er = [r["defaults"][new]["rel_error"] / r["defaults"][old]["rel_error"] for r in rows]
+        ep = [r["defaults"][new]["epochs"] / r["defaults"][old]["epochs"] for r in rows]
+        summ["defaults"] = {"new": new, "old": old, "runs": len(rows),
+                            "error_ratio_median": float(np.median(er)),
+                            "error_ratio_max": float(np.max(er)),
+                            "error_worse_1pct": int(sum(x > 1.01 for x in er)),
+                            "error_better_1pct": int(sum(x < 0.99 for x in er)),
+                            "epochs_ratio_median": float(np.median(ep))}
     # speed to target: the new auto against the previous one (same seed), epochs and seconds
     names = list(autos)
     if len(names) >= 2:
@@ -301,7 +320,34 @@ def markdown(out):
                   f"{sp['epochs_ratio_median']}, seconds median {sp['seconds_ratio_median']} "
                   f"({sp['both_reached']} runs; `{sp['new']}` slower in epochs on "
                   f"{sp['new_slower_epochs']})."]
+        d = summ.get("defaults")
+        if d:
+            L += ["", f"Library defaults (`fit(V, k, seed=s)`: 200 epochs, tol=1e-4 early stop), "
+                  f"`{d['new']}` / `{d['old']}` final error: median {d['error_ratio_median']:.3f}, "
+                  f"worst {d['error_ratio_max']:.3f}; more than 1% worse on {d['error_worse_1pct']}"
+                  f" and more than 1% better on {d['error_better_1pct']} of {d['runs']} runs; "
+                  f"epochs run (to the stop), median ratio {d['epochs_ratio_median']:.2f}."]
     return "\n".join(L) + "\n"
+
+
+def relabel(out, names):
+    """Rename auto columns (``names``: old -> new) and recompute the summaries."""
+    def rn(k):
+        for o, n in names.items():
+            if k == o:
+                return n
+            if k == o + "_ratio":
+                return n + "_ratio"
+        return k
+    out["autos"] = {rn(k): v for k, v in out["autos"].items()}
+    for blk in out["sets"].values():
+        for r in blk["rows"]:
+            r["budgets"] = {b: {rn(k): v for k, v in row.items()} for b, row in r["budgets"].items()}
+            for key in ("to_target", "wall", "diverged", "defaults"):
+                if key in r:
+                    r[key] = {rn(k): v for k, v in r[key].items()}
+        blk["summary"] = summarize(blk["rows"], list(out["autos"]), out["budgets"])
+    return out
 
 
 def main(argv=None):
@@ -312,7 +358,21 @@ def main(argv=None):
     p.add_argument("--budgets", type=int, nargs="+", default=None)
     p.add_argument("--candidates", action="store_true", help="add the CANDIDATES columns")
     p.add_argument("--out", default=os.path.join(os.path.dirname(os.path.abspath(__file__)), "results"))
+    p.add_argument("--render", metavar="JSON", help="recompute the summaries and the markdown "
+                   "from a results JSON (with --rename OLD=NEW to relabel a column)")
+    p.add_argument("--rename", nargs="*", default=[], metavar="OLD=NEW")
     a = p.parse_args(argv)
+    if a.render:
+        with open(a.render) as fh:
+            out = json.load(fh)
+        out = relabel(out, dict(x.split("=", 1) for x in a.rename))
+        os.makedirs(a.out, exist_ok=True)
+        stem = os.path.join(a.out, "auto_quick" if out["quick"] else "auto")
+        with open(stem + ".json", "w") as fh:
+            json.dump(out, fh, indent=1, default=float)
+        with open(stem + ".md", "w") as fh:
+            fh.write(markdown(out))
+        return 0
     seeds = a.seeds or (1 if a.quick else 3)
     budgets = tuple(a.budgets or ((10, 20) if a.quick else (10, 20, 30, 60, 100)))
     autos = {"auto_before": AUTO_BEFORE, **(CANDIDATES if a.candidates else {}), "auto": "auto"}

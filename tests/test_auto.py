@@ -95,7 +95,7 @@ def test_auto_is_the_documented_schedule_and_fits():
 
     s = make_schedule("auto", total=5)
     assert type(s).__name__ == {"greedy": "GreedyLR", "annealed_greedy": "AnnealedGreedy",
-                                "ceiling_fraction": "CeilingFraction"}[AUTO[0]]
+                                "ceiling_fraction": "CeilingFraction", "rl": "RLPolicy"}[AUTO[0]]
     V = planted_dense(60, 40, 3)
     r = nmf_sched.fit(V, 3, epochs=5, seed=0, tol=0)
     assert r.stop_reason == "max_epochs" and r.trace[-1]["loss"] < r.trace[0]["loss"]
