@@ -3,8 +3,9 @@
 The oracle picks, per problem, seed and budget, the best of 8 classic settings: constant LR
 0.25 / 0.5 / 1.0 / 1.5; step decay from 1.0 with gamma 0.5 every 5 or 15 epochs; cosine from
 1.0 or 1.5 over the budget (default ``precondition="cd"``, where the LR is dimensionless and 1 is
-exact coordinate minimization). ``auto`` and the previous auto (``AUTO_BEFORE``) run untuned in
-the same process, on the same data, initialization and seed, with ``tol=0``.
+exact coordinate minimization). ``auto``, the RL policy (``rl``) and, when ``AUTO`` differs
+from it, the previous auto (``AUTO_BEFORE``) run untuned in the same process, on the same
+data, initialization and seed, with ``tol=0``.
 
 Two problem sets:
 
@@ -48,7 +49,8 @@ from nmf_sched.init import initialize
 #: the schedule; the solver caps each step at kappa x ceiling), kept to measure against
 AUTO_BEFORE = ("greedy", {"lr": "bound", "max_lr": None})
 
-#: the alternatives measured on the dev set (one seed, budgets 10-100) while choosing ``auto``:
+#: ``rl`` (the shipped RL policy) is the column beside ``auto`` in every run.
+#: The alternatives measured on the dev set (one seed, budgets 10-100) while choosing ``auto``:
 #: cells within 1% of the oracle out of 40, worst cell, geometric-mean ratio. Today's auto:
 #: 29/40, 1.105, 1.0139. None did better on all three; ``--candidates`` adds the first two to
 #: a run (the held-out check of the closest ones).
@@ -226,7 +228,7 @@ def summarize(rows, autos, budgets):
                    "median_ratio": med, "worst_ratio": worst}
     # the library defaults (epochs=200, tol=1e-4): error and epochs, new against old
     names = list(autos)
-    if len(names) >= 2:
+    if len(names) >= 2 and all("defaults" in r for r in rows):  # (runs before this section)
         new, old = names[-1], names[0]
         er = [r["defaults"][new]["rel_error"] / r["defaults"][old]["rel_error"] for r in rows]
         ep = [r["defaults"][new]["epochs"] / r["defaults"][old]["epochs"] for r in rows]
@@ -375,7 +377,9 @@ def main(argv=None):
         return 0
     seeds = a.seeds or (1 if a.quick else 3)
     budgets = tuple(a.budgets or ((10, 20) if a.quick else (10, 20, 30, 60, 100)))
-    autos = {"auto_before": AUTO_BEFORE, **(CANDIDATES if a.candidates else {}), "auto": "auto"}
+    from nmf_sched.schedules.base import AUTO
+    autos = {"auto_before": AUTO_BEFORE} if tuple(AUTO) != AUTO_BEFORE else {}
+    autos.update({**(CANDIDATES if a.candidates else {}), "auto": "auto", "rl": "rl"})
     out = bench(tuple(a.set), seeds, budgets, a.quick, autos)
     os.makedirs(a.out, exist_ok=True)
     stem = "auto_quick" if a.quick else "auto"

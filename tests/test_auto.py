@@ -108,7 +108,7 @@ def test_bench_auto_quick(tmp_path):
     assert out.returncode == 0, out.stderr[-2000:]
     res = json.loads((tmp_path / "auto_quick.json").read_text())
     rows = res["sets"]["dev"]["rows"]
-    assert rows and set(res["autos"]) == {"auto_before", "auto"}
+    assert rows and set(res["autos"]) == {"auto", "rl"}
     for r in rows:
         for b, row in r["budgets"].items():
             assert len(row["classic"]) == 8
