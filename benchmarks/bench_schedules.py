@@ -62,7 +62,9 @@ PAPER = {"rl_vs_step": "RL beats tuned step decay on >= 80% of held-out problems
 
 
 def methods(budget):
-    """name -> (list of N_TRIALS fit-kwargs settings, or one for the untuned, horizon-dependent?)."""
+    """name -> (trials, horizon): the fit keyword arguments of each trial (N_TRIALS for a tuned
+    method, one for ``rl`` and ``auto``) and whether the method depends on the budget (then it
+    runs once per budget; otherwise its longest run is read at each budget)."""
     g = lambda **kw: ("greedy", dict({"lr": "bound", "max_lr": None}, **kw))  # noqa: E731
     batch = dict(schedule_every=1, schedule_loss="batch")
     M = {

@@ -10,7 +10,7 @@ import pytest
 
 import nmf_sched
 from nmf_sched.schedules import AnnealedGreedy, GreedyLR, StepInfo, make_schedule
-from nmf_sched.schedules.auto import CeilingFraction
+from nmf_sched.schedules.ceiling_relative import CeilingFraction
 from nmf_sched.schedules.base import replay
 
 from conftest import TOL, planted_dense

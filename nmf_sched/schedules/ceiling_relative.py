@@ -1,4 +1,10 @@
-"""The default schedule: GreedyLR with a ceiling-relative start and an annealed tail."""
+"""Schedules relative to the stability ceiling of the moment.
+
+:class:`CeilingFraction` is a constant fraction of the current ceiling (or a cycle of
+fractions): the control for the RL policy, whose action is such a fraction.
+:class:`AnnealedGreedy` is GreedyLR with an annealed tail, measured as a candidate for
+``schedule="auto"`` in ``benchmarks/bench_auto.py``.
+"""
 from __future__ import annotations
 
 import math
