@@ -1,15 +1,30 @@
-"""Every schedule in one run: held-out planted problems (the RL "eval" split, never used in
-training) and real data (digits, faces).
+"""Every schedule under one protocol: tuned on training problems, tested on others, over seeds.
 
-Classic schedules get a small tuning grid (reported; the best grid point *per problem* is kept,
-an oracle-tuned baseline); GreedyLR, auto and RL run untuned; hypergradient and SLS run with
-their defaults (ticked every minibatch, as in their papers). Per problem all runs share the
-initialization (fit's default init, computed once) and the seed.
+Protocol
+--------
+* **Equal tuning budgets.** Every method that takes hyper-parameters gets the same number of
+  trials (``N_TRIALS`` settings, listed in :func:`methods`), tuned on *training* problems (the RL
+  "train" split) per budget: the setting with the lowest mean log(final error / best final
+  error on that training problem) wins. Nothing is tuned on a test problem. Methods without
+  hyper-parameters (``auto``, ``rl``) run as they are. The per-problem oracle (best constant or
+  step-decay setting on the test problem itself) is a reference line only.
+* **Test sets.** ``heldout``: problems of the RL "eval" split (never trained on, same
+  generator). ``ood`` (out of distribution): digits, faces, camera patches, a real sparse text
+  matrix (``source_tfidf``), heavy-tailed, badly scaled (x 1e4, ill-conditioned), tall and wide.
+* **Seeds.** ``--seeds`` (default 5) per test problem: the seed of the initialization and the
+  minibatch order, and of the data for heavy-tailed, badly scaled, tall and wide (a held-out
+  problem is one fixed draw of its distribution).
+* **Budgets.** 10, 30 and 100 epochs (every method runs once per budget when it depends on the
+  horizon; otherwise its 100-epoch run is read at the budget), plus the GreedyLR paper's
+  checkpoints: 10%, 50% and 100% of the steps of the 100-epoch run.
+* **Comparisons.** Per (problem, seed, budget): strict wins and losses, and the equivalence
+  rule of the GreedyLR paper (a relative difference under 1% is a tie); fractions with Wilson
+  95% intervals, a two-sided sign test on the strict wins against the strict losses.
+* GreedyLR runs both per epoch (exact loss) and per minibatch (``schedule_every=1`` on the
+  smoothed minibatch loss, ``window``), and the "constant fraction of the current ceiling"
+  control (``ceiling_fraction``) stands beside the RL policy, whose action is such a fraction.
 
-Metrics: final loss at the epoch budget, epochs and seconds to a target loss (1.05 x the best
-final loss of any run on that problem), divergences (stop_reason "diverged" or guard retries).
-
-    python benchmarks/bench_schedules.py [--quick] [--out benchmarks/results]
+    python benchmarks/bench_schedules.py [--quick] [--seeds 5] [--out benchmarks/results]
 """
 from __future__ import annotations
 
@@ -29,263 +44,524 @@ try:
 except ImportError:  # pragma: no cover
     pass
 
-import nmf_sched
-from nmf_sched.datasets import digits, faces
-from nmf_sched.init import initialize
-from nmf_sched.rl.env import ProblemDistribution
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import nmf_sched  # noqa: E402
+from nmf_sched import datasets  # noqa: E402
+from nmf_sched.init import initialize  # noqa: E402
+from nmf_sched.rl.env import ProblemDistribution  # noqa: E402
 
-CLASSIC = ("constant", "step", "exp", "cosine", "linear")
+N_TRIALS = 4
+TIE = 0.01  # the GreedyLR paper's equivalence rule: |a - b| / b < 1% is a tie
+#: the research line's numbers, beside which the measured ones are reported
+PAPER = {"rl_vs_step": "RL beats tuned step decay on >= 80% of held-out problems (the RL line's "
+                       "claim)",
+         "greedy_vs_classic": "GreedyLR as good or better than the classic schedules in 86.7% of "
+                              "comparisons (GreedyLR paper, 1% equivalence rule)",
+         "greedy_faster": "GreedyLR faster to target than hypergradient and SLS (the research "
+                          "line's claim: on >= 70% of problems)"}
 
+
+def methods(budget):
+    """name -> (trials, horizon): the fit keyword arguments of each trial (N_TRIALS for a tuned
+    method, one for ``rl`` and ``auto``) and whether the method depends on the budget (then it
+    runs once per budget; otherwise its longest run is read at each budget)."""
+    g = lambda **kw: ("greedy", dict({"lr": "bound", "max_lr": None}, **kw))  # noqa: E731
+    batch = dict(schedule_every=1, schedule_loss="batch")
+    M = {
+        "constant": ([{"schedule": ("constant", {"lr": a})} for a in (0.25, 0.5, 1.0, 1.5)], False),
+        "step": ([{"schedule": ("step", {"lr": 1.0, "step_size": s, "gamma": gm})}
+                  for s, gm in ((5, 0.5), (15, 0.5), (10, 0.1), (30, 0.1))], False),
+        "exp": ([{"schedule": ("exp", {"lr": 1.0, "gamma": gm})} for gm in (0.9, 0.95, 0.97, 0.99)],
+                False),
+        "cosine": ([{"schedule": ("cosine", {"lr": a, "total": budget})} for a in (0.5, 1.0, 1.5, 1.8)],
+                   True),
+        "ceiling_fraction": ([{"schedule": ("ceiling_fraction", {"fraction": a})}
+                              for a in (0.2, 0.35, 0.5, 0.7)], False),
+        "greedy_epoch": ([{"schedule": g(factor=f, patience=p)}
+                          for f, p in ((0.95, 10), (0.9, 2), (0.8, 1), (0.95, 0))], False),
+        "greedy_batch": ([dict(batch, schedule=g(factor=0.95, patience=p, window=w))
+                          for p, w in ((10, 50), (10, 10), (2, 5), (20, 20))], False),
+        "hypergradient": ([{"schedule": ("hypergradient", {"granularity": "group", "beta": b}),
+                            "schedule_every": 1} for b in (0.01, 0.02, 0.05, 0.1)], False),
+        "sls": ([{"schedule": ("sls", {"c": c, "beta": bt}), "schedule_every": 1}
+                 for c, bt in ((0.1, 0.9), (0.1, 0.5), (0.5, 0.9), (0.01, 0.7))], False),
+        "rl": ([{"schedule": "rl"}], True),
+        "auto": ([{"schedule": "auto"}], True),
+    }
+    return M
+
+
+def _heavy(seed, m=400, n=300, k=8):
+    p = datasets.planted(m, n, k, noise=0.05, seed=seed, dist="exponential")
+    r = np.random.default_rng([seed, 31])
+    return p.V * (1.0 + r.pareto(1.5, size=p.V.shape))
+
+
+_CACHE = {}
+
+
+def _cached(key, fn):
+    if key not in _CACHE:
+        _CACHE[key] = fn()
+    return _CACHE[key]
+
+
+def problem_sets(quick):
+    """set -> list of (name, builder(seed) -> (V, rank, batch_size))."""
+    tr, ev = ProblemDistribution("train"), ProblemDistribution("eval")
+
+    def from_dist(d, i):
+        def build(seed):
+            p = d.draw(i)
+            return p.V, p.rank, p.batch_size
+        return build
+
+    n_train, n_held = (1, 1) if quick else (4, 5)
+    ood = [
+        ("digits", lambda s: (_cached("digits", datasets.digits), 10, "auto")),
+        ("heavy_tailed", lambda s: (_heavy(s), 8, "auto")),
+        ("faces", lambda s: (_cached("faces", datasets.faces), 10, "auto")),
+        ("camera", lambda s: (_cached("camera", lambda: datasets.camera_patches(step=4)), 10, "auto")),
+        ("source_tfidf", lambda s: (_cached("tfidf", datasets.source_tfidf), 10, "auto")),
+        ("badly_scaled", lambda s: (1e4 * datasets.planted(400, 300, 8, noise=0.1, seed=s,
+                                                           condition=100).V, 8, "auto")),
+        ("tall", lambda s: (datasets.planted(5000, 50, 6, noise=0.1, seed=s).V, 6, "auto")),
+        ("wide", lambda s: (datasets.planted(50, 5000, 6, noise=0.1, seed=s).V, 6, "auto")),
+    ]
+    if quick:  # tiny problems of the same kinds, so that a test runs the protocol in seconds
+        small = dict(m=(40, 80), n=(30, 50), rank=(2, 4))
+        tr, ev = ProblemDistribution("train", **small), ProblemDistribution("eval", **small)
+        ood = [("tall", lambda s: (datasets.planted(400, 12, 3, noise=0.1, seed=s).V, 3, "auto"))]
+    return {"train": [(f"train{i}", from_dist(tr, i)) for i in range(n_train)],
+            "heldout": [(f"heldout{i}", from_dist(ev, i)) for i in range(n_held)],
+            "ood": ood}
+
+
+def run(V, rank, W0, H0, batch, epochs, seed, kw):
+    res = nmf_sched.fit(V, rank, W0=W0, H0=H0, epochs=epochs, batch_size=batch, seed=seed, tol=0,
+                        **kw)
+    tr = list(res.trace)
+    return {"err": [float(r["rel_error"]) for r in tr], "sec": [float(r["seconds"]) for r in tr],
+            "diverged": res.stop_reason == "diverged" or tr[-1]["retries"] > 0}
+
+
+def _at(r, e):
+    return r["err"][min(e, len(r["err"]) - 1)]
+
+
+def run_all(V, rank, batch, seed, budgets, settings):
+    """settings: name -> (list of kwargs, horizon) -> {name: [per trial {budget: run}]}."""
+    W0, H0 = initialize(V, rank, "auto", seed=seed)
+    bmax = max(budgets)
+    out = {}
+    for name, (grid, horizon) in settings.items():
+        trials = []
+        for kw in grid:
+            if horizon:
+                runs = {}
+                for b in budgets:
+                    kwb = dict(kw)
+                    if kwb["schedule"] != "auto" and isinstance(kwb["schedule"], tuple) and \
+                            "total" in kwb["schedule"][1]:
+                        kwb["schedule"] = (kwb["schedule"][0], dict(kwb["schedule"][1], total=b))
+                    runs[b] = run(V, rank, W0, H0, batch, b, seed, kwb)
+            else:
+                r = run(V, rank, W0, H0, batch, bmax, seed, kw)
+                runs = {b: r for b in budgets}
+            trials.append(runs)
+        out[name] = trials
+    return out
+
+
+def tune(train_problems, budgets, seed=0):
+    """Per method and budget: the index of the trial with the lowest mean log-ratio to the best
+    final error on each training problem."""
+    scores = {}
+    for pname, build in train_problems:
+        V, rank, batch = build(seed)
+        runs = run_all(V, rank, batch, seed, budgets, methods(max(budgets)))
+        for b in budgets:
+            finals = {(m, i): _at(t[b], b) for m, ts in runs.items() for i, t in enumerate(ts)}
+            best = min(v for v in finals.values() if math.isfinite(v))
+            for (m, i), v in finals.items():
+                s = math.log(v / best) if math.isfinite(v) else 10.0
+                scores.setdefault((m, b), {}).setdefault(i, []).append(s)
+        print(f"[train] {pname} done", flush=True)
+    return {f"{m}@{b}": int(min(sc, key=lambda i: np.mean(sc[i]))) for (m, b), sc in scores.items()}
+
+
+def wilson(k, n, z=1.96):
+    if n == 0:
+        return (float("nan"), float("nan"))
+    p = k / n
+    d = 1 + z * z / n
+    c = (p + z * z / (2 * n)) / d
+    h = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / d
+    return (max(0.0, c - h), min(1.0, c + h))
+
+
+def sign_test(wins, losses):
+    from scipy.stats import binomtest
+    n = wins + losses
+    return float(binomtest(wins, n, 0.5).pvalue) if n else 1.0
+
+
+def compare(a, b):
+    """+1 a better (strict), -1 worse, and whether |a - b| / b < TIE."""
+    return (1 if a < b else -1 if a > b else 0), abs(a - b) / b < TIE
+
+
+def tally(pairs):
+    """pairs: list of (a, b) finals (lower is better) -> counts, fractions, intervals, test."""
+    n = len(pairs)
+    res = [compare(a, b) for a, b in pairs]
+    wins = sum(s > 0 for s, _ in res)
+    losses = sum(s < 0 for s, _ in res)
+    ties = sum(t for _, t in res)
+    good = sum(s >= 0 or t for s, t in res)  # as good or better: strict win, equal, or a tie
+    w_eq = sum(s > 0 and not t for s, t in res)
+    l_eq = sum(s < 0 and not t for s, t in res)
+    return {"n": n, "strict_wins": wins, "strict_losses": losses, "ties_1pct": ties,
+            "wins_beyond_tie": w_eq, "losses_beyond_tie": l_eq,
+            "as_good_or_better": good / n if n else float("nan"),
+            "as_good_or_better_ci95": wilson(good, n),
+            "strict_win_fraction": wins / n if n else float("nan"),
+            "strict_win_ci95": wilson(wins, n),
+            "sign_test_p": sign_test(wins, losses),
+            "median_ratio": float(np.median([a / b for a, b in pairs])) if n else float("nan")}
+
+
+def _seconds_to_target(r, target):
+    for i, e in enumerate(r["err"]):
+        if e <= target:
+            return r["sec"][i]
+    return None
+
+
+def bench(quick=False, seeds=5, budgets=(10, 30, 100), partial=None):
+    """``partial``: a path where the results so far are written after every test run."""
+    t0 = time.perf_counter()
+    sets = problem_sets(quick)
+    choice = tune(sets["train"], budgets)
+    rows = []
+    for sname in ("heldout", "ood"):
+        for pname, build in sets[sname]:
+            for seed in range(seeds):
+                V, rank, batch = build(seed)
+                M = methods(max(budgets))
+                tuned = {m: ([grid[choice[f"{m}@{max(budgets)}"]]] if len(grid) > 1 else grid, hz)
+                         for m, (grid, hz) in M.items()}
+                # a per-budget tuned setting differs from the 100-epoch one: run those too
+                runs = run_all(V, rank, batch, seed, budgets, tuned)
+                row = {"set": sname, "problem": pname, "seed": seed, "shape": list(V.shape),
+                       "final": {}, "checkpoints": {}, "diverged": {}}
+                for m, (grid, hz) in M.items():
+                    per_b = {}
+                    for b in budgets:
+                        i = choice[f"{m}@{b}"] if len(grid) > 1 else 0
+                        if len(grid) > 1 and i != choice[f"{m}@{max(budgets)}"]:
+                            r = run_all(V, rank, batch, seed, (b,), {m: ([grid[i]], hz)})[m][0][b]
+                        else:
+                            r = runs[m][0][b]
+                        per_b[str(b)] = _at(r, b)
+                    row["final"][m] = per_b
+                    r100 = runs[m][0][max(budgets)]
+                    row["checkpoints"][m] = {f"{p}%": _at(r100, round(p / 100 * max(budgets)))
+                                             for p in (10, 50, 100)}
+                    row["diverged"][m] = r100["diverged"]
+                # oracle reference: best constant / step setting on this problem (not a method)
+                orc = run_all(V, rank, batch, seed, budgets,
+                              {k: M[k] for k in ("constant", "step")})
+                row["oracle"] = {str(b): min(_at(t[b], b) for ts in orc.values() for t in ts)
+                                 for b in budgets}
+                best = min(_at(runs[m][0][max(budgets)], max(budgets)) for m in runs)
+                target = 1.05 * best
+                row["seconds_to_target"] = {m: _seconds_to_target(runs[m][0][max(budgets)], target)
+                                            for m in runs}
+                rows.append(row)
+                if partial is not None:
+                    with open(partial, "w") as fh:
+                        json.dump(_out(quick, seeds, budgets, choice, sets, rows, t0), fh,
+                                  indent=1, default=float)
+                print(f"[{sname}] {pname} seed {seed}: " + ", ".join(
+                    f"{m}={row['final'][m][str(max(budgets))] / row['oracle'][str(max(budgets))]:.3f}"
+                    for m in M), flush=True)
+    return _out(quick, seeds, budgets, choice, sets, rows, t0)
+
+
+def _out(quick, seeds, budgets, choice, sets, rows, t0):
+    return {"quick": quick, "seeds": seeds, "budgets": list(budgets), "n_trials": N_TRIALS,
+            "grids": {m: [repr(kw) for kw in g] for m, (g, _) in methods(max(budgets)).items()},
+            "tuned_choice": choice, "problems": {k: [n for n, _ in v] for k, v in sets.items()},
+            "rows": rows, "claims": claims(rows, budgets), "seconds": time.perf_counter() - t0,
+            "machine": f"{platform.machine()} {os.cpu_count()} cpus, python {platform.python_version()}"}
+
+
+CLASSICS = ("constant", "step", "exp", "cosine")
+
+
+def per_problem(rows):
+    """One row per problem: the median over its seeds of every final error and checkpoint (the
+    unit of the "by problem" lines: seeds of one problem are not independent problems)."""
+    out = []
+    for p in dict.fromkeys(r["problem"] for r in rows):
+        R = [r for r in rows if r["problem"] == p]
+        med = lambda get: float(np.median([get(r) for r in R]))  # noqa: E731
+        out.append({"set": R[0]["set"], "problem": p,
+                    "final": {m: {b: med(lambda r: r["final"][m][b]) for b in v}
+                              for m, v in R[0]["final"].items()},
+                    "checkpoints": {m: {c: med(lambda r: r["checkpoints"][m][c]) for c in v}
+                                    for m, v in R[0]["checkpoints"].items()},
+                    "seconds_to_target": R[0]["seconds_to_target"]})
+    return out
+
+
+def claims(rows, budgets):
+    out = {"rl_vs_step": {}, "greedy_vs_classic": {}, "greedy_faster": {}, "auto_vs_tuned": {}}
+    P = per_problem(rows)
+    for sname in ("heldout", "ood", "all"):
+        Pp = [r for r in P if sname == "all" or r["set"] == sname]
+        for b in budgets:
+            out["rl_vs_step"][f"{sname}@{b} by problem"] = tally(
+                [(r["final"]["rl"][str(b)], r["final"]["step"][str(b)]) for r in Pp])
+            for g in ("greedy_batch", "greedy_epoch"):
+                out["greedy_vs_classic"][f"{g} {sname}@{b} by problem"] = tally(
+                    [(r["final"][g][str(b)], r["final"][c][str(b)]) for r in Pp for c in CLASSICS])
+            out["auto_vs_tuned"][f"{sname}@{b} by problem"] = tally(
+                [(r["final"]["auto"][str(b)], min(r["final"][c][str(b)] for c in CLASSICS))
+                 for r in Pp])
+    for sname in ("heldout", "ood", "all"):
+        R = [r for r in rows if sname == "all" or r["set"] == sname]
+        for b in budgets:
+            k = f"{sname}@{b}"
+            out["rl_vs_step"][k] = tally([(r["final"]["rl"][str(b)], r["final"]["step"][str(b)])
+                                          for r in R])
+            out["rl_vs_step"][k + " (ceiling_fraction vs step)"] = tally(
+                [(r["final"]["ceiling_fraction"][str(b)], r["final"]["step"][str(b)]) for r in R])
+            for g in ("greedy_batch", "greedy_epoch"):
+                out["greedy_vs_classic"][f"{g} {k}"] = tally(
+                    [(r["final"][g][str(b)], r["final"][c][str(b)]) for r in R for c in CLASSICS])
+            out["auto_vs_tuned"][k] = tally(
+                [(r["final"]["auto"][str(b)], min(r["final"][c][str(b)] for c in CLASSICS))
+                 for r in R])
+        for p in ("10%", "50%", "100%"):
+            for g in ("greedy_batch", "greedy_epoch"):
+                out["greedy_vs_classic"][f"{g} {sname} checkpoint {p}"] = tally(
+                    [(r["checkpoints"][g][p], r["checkpoints"][c][p]) for r in R for c in CLASSICS])
+        for g in ("greedy_batch", "greedy_epoch"):
+            wins, n_all, n_pairs, w_pairs = 0, 0, 0, 0
+            for r in R:
+                st = r["seconds_to_target"]
+                ok = []
+                for o in ("hypergradient", "sls"):
+                    w = st[g] is not None and (st[o] is None or st[g] < st[o])
+                    ok.append(w)
+                    n_pairs += 1
+                    w_pairs += w
+                wins += all(ok)
+                n_all += 1
+            out["greedy_faster"][f"{g} {sname}"] = {
+                "n": n_all, "faster_than_both": wins / n_all if n_all else float("nan"),
+                "ci95": wilson(wins, n_all), "pairwise": w_pairs / n_pairs if n_pairs else float("nan"),
+                "pairwise_ci95": wilson(w_pairs, n_pairs)}
+    return out
+
+
+def _f(t):
+    lo, hi = t["as_good_or_better_ci95"]
+    return (f"{t['as_good_or_better']:.0%} [{lo:.0%}, {hi:.0%}] (strict W/L {t['strict_wins']}/"
+            f"{t['strict_losses']}, ties {t['ties_1pct']}, sign p={t['sign_test_p']:.2g}, "
+            f"median ratio {t['median_ratio']:.3f}; n={t['n']})")
+
+
+def markdown(out):
+    B = out["budgets"]
+    L = [f"# Schedule comparison under the tuned-on-training protocol ({'quick' if out['quick'] else 'full'})",
+         "", f"Run time {out['seconds']:.0f} s on {out['machine']}; {out['seeds']} seeds per test "
+         f"problem; budgets {B} epochs; {out['n_trials']} trials per tuned method, tuned on "
+         f"{len(out['problems']['train'])} training problems ({', '.join(out['problems']['train'])}). "
+         f"Test: held-out {', '.join(out['problems']['heldout'])}; out-of-distribution "
+         f"{', '.join(out['problems']['ood'])}. Command: "
+         f"`python benchmarks/bench_schedules.py{' --quick' if out['quick'] else ''} --seeds {out['seeds']}`.",
+         "", "Settings chosen on the training problems (method @ budget: the trial's fit "
+         "arguments):", ""] + [
+             f"* {k}: `{out['grids'][k.split('@')[0]][v]}`" for k, v in out["tuned_choice"].items()
+             if len(out["grids"][k.split("@")[0]]) > 1] + [
+         "", "(A horizon schedule, cosine, runs with `total` = the budget of the run.)", "",
+         "## Final error / per-problem oracle (best constant or step setting on the test problem; "
+         "reference only), median over seeds", ""]
+    ms = list(out["rows"][0]["final"])
+    L.append("| problem | budget | " + " | ".join(ms) + " |")
+    L.append("|---|---|" + "---|" * len(ms))
+    probs = list(dict.fromkeys((r["set"], r["problem"]) for r in out["rows"]))
+    for s, p in probs:
+        R = [r for r in out["rows"] if r["problem"] == p]
+        for b in B:
+            L.append(f"| {p} | {b} | " + " | ".join(
+                f"{np.median([r['final'][m][str(b)] / r['oracle'][str(b)] for r in R]):.3f}"
+                for m in ms) + " |")
+    c = out["claims"]
+    L += ["", "## Claims of the research line (as good or better = strict win or |diff| < 1%; "
+          "Wilson 95% interval; sign test on strict wins vs losses)", "",
+          f"### 1. RL vs tuned step decay — {PAPER['rl_vs_step']}", ""]
+    for k, t in c["rl_vs_step"].items():
+        who = "ceiling_fraction" if "ceiling_fraction" in k else "RL"
+        L.append(f"* {k}: {who} as good or better {_f(t)}; strict wins "
+                 f"{t['strict_win_fraction']:.0%}")
+    L += ["", f"### 2. GreedyLR vs classic schedules (constant, step, exp, cosine) — {PAPER['greedy_vs_classic']}", ""]
+    for k, t in c["greedy_vs_classic"].items():
+        L.append(f"* {k}: {_f(t)}")
+    L += ["", f"### 3. GreedyLR faster to target (1.05 x best final at {max(B)} epochs) than "
+          f"hypergradient and SLS — {PAPER['greedy_faster']}", ""]
+    for k, t in c["greedy_faster"].items():
+        L.append(f"* {k}: faster than both on {t['faster_than_both']:.0%} [{t['ci95'][0]:.0%}, "
+                 f"{t['ci95'][1]:.0%}] of {t['n']} problem-seeds; pairwise {t['pairwise']:.0%}")
+    L += ["", "### auto (untuned) vs the best tuned classic", ""]
+    for k, t in c["auto_vs_tuned"].items():
+        L.append(f"* {k}: {_f(t)}")
+    return "\n".join(L) + "\n"
+
+
+# ----------------------------------------------------------------------------- RL's alternation
+def alternation(quick=False, seeds=5, budgets=(30, 100), tuned_json=None):
+    """Does a two-step high/low cycle of the ceiling reproduce the RL policy's results?
+
+    On the held-out problems: the RL policy, the cycles (0.9, 0.2) and (0.9, 0.1) of the current
+    ceiling (the pattern the policy's action shows on most problems, fixed from the figure, not
+    tuned), the constant fraction 0.55 (the cycle's mean) and step decay with the setting the
+    main protocol tuned on the training problems (``tuned_json``; else its first setting)."""
+    choice = {}
+    if tuned_json and os.path.isfile(tuned_json):
+        with open(tuned_json) as fh:
+            choice = json.load(fh).get("tuned_choice", {})
+    sets = problem_sets(quick)
+    M = methods(max(budgets))
+    rows = []
+    for pname, build in sets["heldout"]:
+        for seed in range(seeds):
+            V, rank, batch = build(seed)
+            row = {"problem": pname, "seed": seed, "final": {}}
+            for b in budgets:
+                step = M["step"][0][choice.get(f"step@{b}", 0)]
+                cand = {"rl": {"schedule": "rl"},
+                        "cycle_0.9_0.2": {"schedule": ("ceiling_fraction", {"fraction": (0.9, 0.2)})},
+                        "cycle_0.9_0.1": {"schedule": ("ceiling_fraction", {"fraction": (0.9, 0.1)})},
+                        "fraction_0.55": {"schedule": ("ceiling_fraction", {"fraction": 0.55})},
+                        "step_tuned": step}
+                runs = run_all(V, rank, batch, seed, (b,), {k: ([v], True) for k, v in cand.items()})
+                for k in cand:
+                    row["final"].setdefault(k, {})[str(b)] = _at(runs[k][0][b], b)
+            rows.append(row)
+            print(f"[alternation] {pname} seed {seed}: " + ", ".join(
+                f"{k}={v[str(max(budgets))]:.4g}" for k, v in row["final"].items()), flush=True)
+    comp = {}
+    for b in budgets:
+        fin = lambda k: [r["final"][k][str(b)] for r in rows]  # noqa: E731
+        comp[f"rl vs step_tuned @{b}"] = tally(list(zip(fin("rl"), fin("step_tuned"))))
+        for c in ("cycle_0.9_0.2", "cycle_0.9_0.1", "fraction_0.55"):
+            comp[f"{c} vs step_tuned @{b}"] = tally(list(zip(fin(c), fin("step_tuned"))))
+            comp[f"{c} vs rl @{b}"] = tally(list(zip(fin(c), fin("rl"))))
+    return {"budgets": list(budgets), "seeds": seeds, "rows": rows, "comparisons": comp,
+            "step_choice": {str(b): choice.get(f"step@{b}", 0) for b in budgets}}
+
+
+def alternation_markdown(out):
+    L = ["# The RL policy's high/low alternation against a two-step cycle", "",
+         f"Held-out problems, {out['seeds']} seeds, budgets {out['budgets']} epochs; step decay "
+         f"with the trial the main protocol tuned on the training problems ({out['step_choice']}). "
+         "Command: `python benchmarks/bench_schedules.py --alternation`.", ""]
+    for k, t in out["comparisons"].items():
+        L.append(f"* {k}: as good or better {_f(t)}")
+    return "\n".join(L) + "\n"
+
+
+# ----------------------------------------------------------------------------- figure helpers
+# The notebooks draw single runs of a few problems (notebooks/make_notebooks.py); these are the
+# problems and settings they draw, not the protocol above.
 
 def grids(epochs, quick):
+    """Small per-family grids for the notebooks' per-problem "tuned" curves."""
     k = (0.5, 0.9) if quick else (0.25, 0.5, 0.9)
-    g = {
+    return {
         "constant": [("constant", {"kappa": a}) for a in k],
         "step": [("step", {"kappa": a, "step_size": s, "gamma": gm}) for a in k
                  for s, gm in ((max(1, epochs // 3), 0.5), (max(1, epochs // 2), 0.1))],
-        "exp": [("exp", {"kappa": a, "gamma": gm}) for a in k for gm in (0.9, 0.97)],
         "cosine": [("cosine", {"kappa": a, "total": epochs}) for a in k],
         "linear": [("linear", {"kappa": a, "total": epochs, "end_factor": 0.1}) for a in k],
-        "inverse_time": [("inverse_time", {"kappa": a, "decay": d}) for a in k for d in (0.1, 1.0)],
-        "plateau": [("plateau", {"kappa": a, "patience": 2, "factor": 0.5}) for a in k],
     }
-    if quick:
-        g["inverse_time"] = g["inverse_time"][:2]
-    return g
 
 
 UNTUNED = {
     "greedy": dict(schedule="greedy"),
-    "auto": dict(schedule="auto"),
-    "rl": dict(schedule="rl"),
-    "hg_global": dict(schedule=("hypergradient", {"granularity": "global"}), schedule_every=1),
     "hg_group": dict(schedule=("hypergradient", {"granularity": "group"}), schedule_every=1),
     "hg_parameter": dict(schedule=("hypergradient", {"granularity": "parameter"}), schedule_every=1,
                          precondition="gram"),
-    "sls": dict(schedule="sls", schedule_every=1),
-    # reference, not a schedule under test: isolates the effect of the gram preconditioner that
-    # per-entry hypergradient needs (the default cd step takes one LR per block)
-    "ref_constant_gram": dict(schedule=("constant", {"kappa": 0.5}), precondition="gram"),
 }
-#: runs that do not use the default cd preconditioner
-NON_CD = ("hg_parameter", "ref_constant_gram")
 
 
 def problems(quick):
+    """(name, V, rank, batch, spec) of the notebooks: held-out planted problems and digits
+    (and faces at full size)."""
     d = ProblemDistribution("eval")
-    n_heldout = 3 if quick else 10
     out = []
-    for i in range(n_heldout):
+    for i in range(3 if quick else 10):
         p = d.draw(i)
         out.append((f"heldout{i}", p.V, p.rank, p.batch_size, p.spec))
-    out.append(("digits", digits(), 10, 256, {"m": 1797, "n": 64, "rank": 10}))
+    out.append(("digits", datasets.digits(), 10, 256, {"m": 1797, "n": 64, "rank": 10}))
     if not quick:
-        out.append(("faces", faces(), 10, 32, {"m": 200, "n": 625, "rank": 10}))
+        out.append(("faces", datasets.faces(), 10, 32, {"m": 200, "n": 625, "rank": 10}))
     return out
 
 
-def one(V, rank, W0, H0, batch, epochs, kw):
-    kw = dict(kw)
-    res = nmf_sched.fit(V, rank, W0=W0, H0=H0, epochs=epochs, batch_size=batch, seed=0, tol=0, **kw)
-    tr = list(res.trace)
-    return {"final": float(res.loss), "losses": [float(r["loss"]) for r in tr],
-            "seconds": [float(r["seconds"]) for r in tr],
-            "diverged": res.stop_reason == "diverged" or tr[-1]["retries"] > 0,
-            "stop": res.stop_reason}
-
-
 def to_target(run, target):
-    for e, (l, s) in enumerate(zip(run["losses"], run["seconds"])):
-        if l <= target:
+    """(epoch, seconds) of the first trace entry at or below ``target`` ({"losses", "seconds"})."""
+    for e, (loss, s) in enumerate(zip(run["losses"], run["seconds"])):
+        if loss <= target:
             return e, s
     return None, None
 
 
-def bench(quick=False, epochs=None):
-    epochs = epochs or (15 if quick else 30)
-    G = grids(epochs, quick)
-    results = []
-    t_all = time.perf_counter()
-    for name, V, rank, batch, spec in problems(quick):
-        W0, H0 = initialize(V, rank, "auto", seed=0)
-        runs = {}
-        for fam, grid in G.items():
-            for sched in grid:
-                runs[f"{fam}:{json.dumps(sched[1], sort_keys=True)}"] = one(
-                    V, rank, W0, H0, batch, epochs, {"schedule": sched})
-        for fam, kw in UNTUNED.items():
-            runs[fam] = one(V, rank, W0, H0, batch, epochs, kw)
-        best_final = min(r["final"] for r in runs.values() if math.isfinite(r["final"]))
-        target = 1.05 * best_final
-        target_cd = 1.05 * min(r["final"] for k, r in runs.items()
-                               if k not in NON_CD and math.isfinite(r["final"]))
-        for r in runs.values():
-            r["epochs_to_target"], r["seconds_to_target"] = to_target(r, target)
-            r["epochs_to_cd_target"], r["seconds_to_cd_target"] = to_target(r, target_cd)
-        fam_best = {}
-        for fam in G:
-            cands = {k: v for k, v in runs.items() if k.startswith(fam + ":")}
-            kbest = min(cands, key=lambda k: cands[k]["final"])
-            fam_best[fam] = dict(cands[kbest], params=kbest.split(":", 1)[1], divergences=sum(
-                v["diverged"] for v in cands.values()), grid_size=len(cands))
-        for fam in UNTUNED:
-            fam_best[fam] = dict(runs[fam], params="untuned", divergences=int(runs[fam]["diverged"]),
-                                 grid_size=1)
-        for v in fam_best.values():
-            v.pop("losses"), v.pop("seconds")
-        results.append({"problem": name, "spec": spec, "target": target, "target_cd": target_cd,
-                        "schedules": fam_best})
-        print(f"{name}: best {best_final:.5g}; " + ", ".join(
-            f"{k}={v['final']:.4g}" for k, v in fam_best.items()), flush=True)
-    return {"epochs": epochs, "quick": quick, "grids": {k: [s[1] for s in v] for k, v in G.items()},
-            "untuned": {k: repr(v) for k, v in UNTUNED.items()}, "problems": results,
-            "claims": claims(results), "seconds": time.perf_counter() - t_all,
-            "machine": f"{platform.machine()} {os.cpu_count()} cpus, python {platform.python_version()}"}
-
-
-def claims(results):
-    held = [r for r in results if r["problem"].startswith("heldout")]
-    c1 = [r["schedules"]["rl"]["final"] < r["schedules"]["step"]["final"] for r in held]
-    ratio1 = [r["schedules"]["rl"]["final"] / r["schedules"]["step"]["final"] for r in held]
-    c2, c2_detail = [], {}
-    for r in results:
-        g = r["schedules"]["greedy"]["final"]
-        for fam in CLASSIC:
-            ok = g <= 1.01 * r["schedules"][fam]["final"]
-            c2.append(ok)
-            c2_detail.setdefault(fam, []).append(g / r["schedules"][fam]["final"])
-    c3, c3_pairs, c3_epochs, c3_cd, c3_cd_pairs, c3_reach = [], [], [], [], [], []
-    for r in results:
-        s = r["schedules"]
-        gs, ge = s["greedy"]["seconds_to_target"], s["greedy"]["epochs_to_target"]
-        gcd = s["greedy"]["seconds_to_cd_target"]
-        wins, wins_e, wins_cd = [], [], []
-        for other in ("hg_parameter", "hg_group", "sls"):
-            os_, oe = s[other]["seconds_to_target"], s[other]["epochs_to_target"]
-            ocd = s[other]["seconds_to_cd_target"]
-            wins.append(gs is not None and (os_ is None or gs < os_))
-            wins_e.append(ge is not None and (oe is None or ge < oe))
-            wins_cd.append(gcd is not None and (ocd is None or gcd < ocd))
-        c3.append(all(wins))
-        c3_pairs += wins
-        c3_epochs.append(all(wins_e))
-        c3_cd.append(all(wins_cd))
-        c3_cd_pairs += wins_cd
-        c3_reach.append(gs is not None)
-
-    def frac(x):
-        return float(np.mean(x)) if x else float("nan")
-    return {
-        "rl_beats_tuned_step": {"fraction": frac(c1), "need": 0.8, "n": len(c1),
-                                "rl_over_step_final_loss": ratio1, "holds": frac(c1) >= 0.8},
-        "greedy_within_1pct_of_classic": {"fraction": frac(c2), "need": 0.9, "n": len(c2),
-                                          "greedy_over_classic_final_loss": c2_detail,
-                                          "holds": frac(c2) >= 0.9},
-        "greedy_faster_to_target": {"fraction_problems_all_three": frac(c3),
-                                    "fraction_pairwise": frac(c3_pairs),
-                                    "fraction_problems_all_three_in_epochs": frac(c3_epochs),
-                                    "fraction_problems_all_three_cd_target": frac(c3_cd),
-                                    "fraction_pairwise_cd_target": frac(c3_cd_pairs),
-                                    "greedy_reaches_target": frac(c3_reach),
-                                    "need": 0.7, "n": len(c3), "holds": frac(c3) >= 0.7},
-    }
-
-
-def markdown(out):
-    L = [f"# Schedule comparison ({'quick' if out['quick'] else 'full'}, {out['epochs']} epochs)", "",
-         f"Run time {out['seconds']:.0f} s on {out['machine']}. Command: "
-         f"`python benchmarks/bench_schedules.py{' --quick' if out['quick'] else ''}`.", "",
-         "Final loss at the budget relative to the best run on the problem (1.000 = best), "
-         "epochs to target (1.05 x best; '-' = not reached), divergences (summed over grid). "
-         "hg_parameter and ref_constant_gram use precondition='gram' (per-entry LRs need it); "
-         "everything else the default 'cd'.", ""]
-    fams = list(out["problems"][0]["schedules"])
-    L.append("| problem | " + " | ".join(fams) + " |")
-    L.append("|---|" + "---|" * len(fams))
-    for r in out["problems"]:
-        best = r["target"] / 1.05
-        cells = []
-        for f in fams:
-            s = r["schedules"][f]
-            e = "-" if s["epochs_to_target"] is None else str(s["epochs_to_target"])
-            d = f" D{s['divergences']}" if s["divergences"] else ""
-            cells.append(f"{s['final'] / best:.3f} ({e}){d}")
-        L.append(f"| {r['problem']} | " + " | ".join(cells) + " |")
-    c = out["claims"]
-    a, b, d = c["rl_beats_tuned_step"], c["greedy_within_1pct_of_classic"], c["greedy_faster_to_target"]
-    L += ["", "## Research claims", "",
-          f"1. RL beats tuned step decay (final loss) on >= 80% of held-out problems: "
-          f"**{a['fraction']:.0%}** of {a['n']} -> {'holds' if a['holds'] else 'FAILS'}; "
-          f"RL/step final-loss ratios: {', '.join(f'{x:.3f}' for x in a['rl_over_step_final_loss'])}.",
-          f"2. GreedyLR within 1% or better vs constant/step/exp/cosine/linear in >= 90% of comparisons: "
-          f"**{b['fraction']:.0%}** of {b['n']} -> {'holds' if b['holds'] else 'FAILS'}; median "
-          "greedy/tuned ratio per family: " + ", ".join(
-              f"{k} {np.median(v):.3f}" for k, v in b["greedy_over_classic_final_loss"].items()) + ".",
-          f"3. GreedyLR faster (seconds) to target than hypergradient per-parameter, per-group and SLS in "
-          f">= 70% of problems: **{d['fraction_problems_all_three']:.0%}** of {d['n']} -> "
-          f"{'holds' if d['holds'] else 'FAILS'} (pairwise {d['fraction_pairwise']:.0%}; in epochs "
-          f"{d['fraction_problems_all_three_in_epochs']:.0%}; GreedyLR reaches the target on "
-          f"{d['greedy_reaches_target']:.0%} of problems). With the target taken over cd runs only "
-          f"(1.05 x best run with the default preconditioner): {d['fraction_problems_all_three_cd_target']:.0%} "
-          f"of problems, pairwise {d['fraction_pairwise_cd_target']:.0%}.", "",
-          "Grids: " + "; ".join(f"{k}: {len(v)} points" for k, v in out["grids"].items())
-          + ". Classic results are the best grid point per problem (oracle tuning).", ""]
-    return "\n".join(L)
-
-
-#: Reading of the full run (written for the committed results; the runs are seeded, so the losses
-#: and epochs reproduce; seconds vary with the machine).
-ANALYSIS = """
-## Why the claims fail (full run)
-
-Solver: the sequential minibatch factor on every ceiling, the init rule and per-epoch
-balancing, `diag(G)` scaling of the `gram` H step (bounds/THEORY.md §9). The RL policy was
-trained before those changes (nmf_sched/rl/POLICY.md) and was not retrained.
-
-* **Claim 1 (RL vs tuned step decay): 7 of 10 held-out problems (needs 8).** RL is the best of
-  all 15 runs on 6 held-out problems (heldout0/1/2/4/6/9) and wins against oracle-tuned step
-  decay by 0.41-0.91x there and on heldout3 (0.52x); it loses on the three problems that sit near
-  their noise floor early (heldout5 1.01x, heldout7 1.09x, heldout8 1.015x), where its
-  exploratory LR choices cost a few percent. The baseline is the best of 6 grid points *on each
-  problem*; with the previous solver RL won 5 of 10. More training, a late-phase decay feature,
-  and retraining on the current solver are the next steps; we did not tune the benchmark to the
-  claim.
-* **Claim 2 (GreedyLR within 1% of tuned classic): 22% of 60 comparisons (needs 90%).** Median
-  GreedyLR/tuned ratio 1.04-1.39x (cosine 1.04, linear 1.05, step 1.06, exp 1.18, constant
-  1.39). The default `GreedyLR(max_lr="bound")` caps the LR at 0.5 x the ceiling reported for
-  the epoch (the minimum over its minibatch ceilings, with the minibatch factor), so it steps
-  at about half of what tuned constant LRs use, and with `patience=10` and 30 ticks it can raise
-  the LR at most twice. Until this run the cap also clipped GreedyLR's stored LR, so one epoch
-  with a low ceiling cut the LR for good (digits: from 0.5 to 0.03 at epoch 2); the cap now only
-  clips the LR returned, which moved this claim from 13% to 22% (median ratios were
-  1.22-1.81x) and GreedyLR's final loss down on 11 of 12 problems. `auto` (GreedyLR with
-  `max_lr=None`, capped per batch by the solver) ends 1.02-1.60x of the best run. The classic
-  schedules get the best of 3-6 grid points per problem; GreedyLR runs untuned.
-* **Claim 3 (GreedyLR faster to target than hg-parameter, hg-group and SLS): 17% of 12
-  problems (needs 70%).** GreedyLR reaches the target (1.05 x the best final loss of any run)
-  on 2 problems of 12 (heldout5, heldout8), the same cause as claim 2. With the target taken over
-  `cd` runs only it is still 17%. hg-group (multiplicative, default beta) is the best run on
-  heldout5/7/8 and within 7-10% on the real data.
-* **Side findings for the theory issue.** With the previous full-Gram H step,
-  `ref_constant_gram` (constant 0.5 x ceiling, `gram` preconditioner) triggered the divergence
-  guard on 11 of 12 problems and per-entry hypergradient under `gram` blew up on
-  heldout0/4/9 (33x-2300x). With the `diag(G)` H step neither happens: no divergence anywhere in
-  this table, per-entry hypergradient ends within 1.0-1.9x of the best run.
-"""
-
-
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--quick", action="store_true", help="3 held-out problems + digits, 15 epochs")
-    p.add_argument("--epochs", type=int, default=None)
+    p.add_argument("--quick", action="store_true", help="1 train, 1 held-out, 1 OOD problem, "
+                   "tiny, 2 seeds, budgets 2/6/10 epochs")
+    p.add_argument("--seeds", type=int, default=None)
     p.add_argument("--out", default=os.path.join(os.path.dirname(os.path.abspath(__file__)), "results"))
+    p.add_argument("--render", metavar="JSON", help="recompute the claims and the markdown "
+                   "from a results JSON (also a *_partial.json of an interrupted run)")
+    p.add_argument("--alternation", action="store_true",
+                   help="only the RL alternation check (results/schedules_alternation.*)")
     a = p.parse_args(argv)
-    out = bench(a.quick, a.epochs)
+    seeds = a.seeds or (2 if a.quick else 5)
+    if a.render:
+        with open(a.render) as fh:
+            out = json.load(fh)
+        out["claims"] = claims(out["rows"], out["budgets"])
+        stem = os.path.join(a.out, "schedules_quick" if out["quick"] else "schedules")
+        with open(stem + ".json", "w") as fh:
+            json.dump(out, fh, indent=1, default=float)
+        with open(stem + ".md", "w") as fh:
+            fh.write(markdown(out))
+        return 0
+    if a.alternation:
+        os.makedirs(a.out, exist_ok=True)
+        stem = "schedules_alternation" + ("_quick" if a.quick else "")
+        out = alternation(a.quick, seeds, (2, 6) if a.quick else (30, 100),
+                          os.path.join(a.out, "schedules.json"))
+        with open(os.path.join(a.out, stem + ".json"), "w") as fh:
+            json.dump(out, fh, indent=1, default=float)
+        md = alternation_markdown(out)
+        with open(os.path.join(a.out, stem + ".md"), "w") as fh:
+            fh.write(md)
+        print(md)
+        return 0
+    budgets = (2, 6, 10) if a.quick else (10, 30, 100)
     os.makedirs(a.out, exist_ok=True)
     stem = "schedules_quick" if a.quick else "schedules"
+    out = bench(a.quick, seeds, budgets, partial=os.path.join(a.out, stem + "_partial.json"))
     with open(os.path.join(a.out, stem + ".json"), "w") as fh:
         json.dump(out, fh, indent=1, default=float)
-    md = markdown(out) + ("" if a.quick or a.epochs else ANALYSIS)
+    md = markdown(out)
     with open(os.path.join(a.out, stem + ".md"), "w") as fh:
         fh.write(md)
     print(md)

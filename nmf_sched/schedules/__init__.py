@@ -16,9 +16,12 @@ from .plateau import ReduceLROnPlateau  # noqa: E402,F401
 from . import hypergradient  # noqa: E402,F401
 from . import sls  # noqa: E402,F401
 from . import rl_policy  # noqa: E402,F401
+from . import ceiling_relative  # noqa: E402,F401
+from .ceiling_relative import AnnealedGreedy, CeilingFraction  # noqa: E402,F401
 
 __all__ = [
     "Schedule", "StepInfo", "available", "make_schedule", "register",
     "Constant", "StepDecay", "Exponential", "InverseTime", "Polynomial", "Linear",
-    "Cosine", "Warmup", "Chain", "ReduceLROnPlateau", "GreedyLR",
+    "Cosine", "Warmup", "Chain", "ReduceLROnPlateau", "GreedyLR", "AnnealedGreedy",
+    "CeilingFraction",
 ]
