@@ -164,7 +164,7 @@ def test_heavy_gradient_noise_at_the_enforced_ceiling_stays_stable(pre):
     V = datasets.planted(60, 600, 4, noise=0.1, seed=6).V
     rep = bounds.report(V, 4, seed=0)
     rms = math.sqrt((rep.grad_W_sq + rep.grad_H_sq) / (4 * sum(V.shape)))
-    res = nmf_sched.fit(V, 4, schedule=1e12, epochs=8, seed=0, noise_std=30 * rms,
+    res = nmf_sched.fit(V, 4, schedule=1e12, epochs=8, seed=0, noise_std=30 * rms, tol=0.0,
                         precondition=pre)
     assert res.stop_reason == "max_epochs"
     assert res.trace[-1]["retries"] == 0

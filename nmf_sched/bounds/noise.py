@@ -40,7 +40,7 @@ import math
 import numpy as np
 
 __all__ = ["gradient_mapping", "projection_bias", "projected_noise_ceiling",
-           "stationary_floor", "excess_psi"]
+           "stationary_floor", "excess_psi", "block_noise_ceiling"]
 
 
 def excess_psi(t):
@@ -85,9 +85,13 @@ def projection_bias(X, g, eta, sigma, grad_T):
                                 * excess_psi(np.abs(u) / sigma)))
 
 
-def projected_noise_ceiling(ceiling, gmap_sq, noise_var, bias=0.0) -> float:
+def projected_noise_ceiling(ceiling, gmap_sq, noise_var, bias=0.0, descent=0.0) -> float:
     r"""The noise-aware ceiling of a projected step (module docstring):
-    ``ceiling * max(||G||^2 - beta, 0) / (||G||^2 + s^2)``.
+    ``ceiling * max((1-q)||G||^2 - beta, 0) / ((1-q)||G||^2 + s^2)``.
+
+    At or below it the expected descent is at least ``q`` times the noise-free one,
+    ``E f(x+) <= f(x) - q eta (1 - eta L/2) ||G_eta||^2`` (``q = descent``; ``q = 0``: the
+    expected loss does not increase). The solver uses ``q = 1/2``.
 
     Parameters
     ----------
@@ -99,8 +103,9 @@ def projected_noise_ceiling(ceiling, gmap_sq, noise_var, bias=0.0) -> float:
         ``s^2 = E||xi||^2`` in the same metric: the injected noise plus the sampling
         variance of the minibatch.
     bias : float
-        ``beta_eta(x)`` (0 for noise-free or interior steps; the solver's online estimate
-        omits it, see THEORY.md §3.2).
+        ``beta_eta(x)`` (0 for noise-free or interior steps).
+    descent : float in [0, 1)
+        ``q``, the guaranteed fraction of the noise-free expected descent.
 
     Returns
     -------
@@ -110,14 +115,17 @@ def projected_noise_ceiling(ceiling, gmap_sq, noise_var, bias=0.0) -> float:
     ceiling, gmap_sq, noise_var, bias = float(ceiling), float(gmap_sq), float(noise_var), float(bias)
     if gmap_sq < 0 or noise_var < 0:
         raise ValueError(f"gmap_sq and noise_var must be >= 0, got {gmap_sq!r}, {noise_var!r}")
+    if not 0.0 <= descent < 1.0:
+        raise ValueError(f"descent must be in [0, 1), got {descent!r}")
     if noise_var == 0 and bias <= 0:
         return ceiling
-    num = max(gmap_sq - bias, 0.0)
+    g = (1.0 - descent) * gmap_sq
+    num = max(g - bias, 0.0)
     if num == 0:
         return 0.0
     if not math.isfinite(ceiling):
         return ceiling
-    return ceiling * num / (gmap_sq + noise_var)
+    return ceiling * num / (g + noise_var)
 
 
 def stationary_floor(lr, L, noise_var) -> float:
@@ -131,3 +139,33 @@ def stationary_floor(lr, L, noise_var) -> float:
     if lr * L >= 2:
         return math.inf
     return lr * noise_var / (2.0 * (2.0 - lr * L))
+
+
+def block_noise_ceiling(X, g, grad_at, ceiling, noise_var, sigma, *, kappa=1.0,
+                        descent=0.5) -> dict:
+    r"""The noise-aware ceiling of one block at ``X`` (host arrays, the plain metric).
+
+    The gradient mapping at the noise-free step ``kappa * ceiling`` (the largest step: the
+    smallest mapping), the projection bias of iid ``N(0, sigma^2)`` noise at the step the
+    bias-free ratio allows (one fixed-point pass; ``grad_at(T)`` gives the gradient at the
+    noise-free step ``T``), then :func:`projected_noise_ceiling` with ``descent``.
+
+    Returns
+    -------
+    dict
+        ``ceiling`` (the noise-aware ceiling), ``gmap_sq``, ``bias``.
+    """
+    ceiling = float(ceiling)
+    if not (math.isfinite(ceiling) and ceiling > 0):
+        return {"ceiling": ceiling, "gmap_sq": math.nan, "bias": 0.0}
+    eta = float(kappa) * ceiling
+    G = gradient_mapping(X, g, eta)
+    gm = float(np.vdot(G, G))
+    rho0 = projected_noise_ceiling(1.0, gm, noise_var, 0.0, descent)
+    bias = 0.0
+    if sigma > 0 and rho0 > 0:
+        e = eta * rho0
+        T = np.maximum(np.asarray(X, dtype=np.float64) - e * np.asarray(g, dtype=np.float64), 0.0)
+        bias = projection_bias(X, g, e, sigma, grad_at(T))
+    return {"ceiling": projected_noise_ceiling(ceiling, gm, noise_var, bias, descent),
+            "gmap_sq": gm, "bias": bias}

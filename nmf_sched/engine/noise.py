@@ -16,11 +16,12 @@ Per block, in the metric of the preconditioner (weights ``w_c``: ``1/X_cc`` for 
   the end of the epoch (``V^T W`` is the epoch's accumulator: no extra product);
 
 and sets, for the next epoch, the noise-aware ceilings of bounds/THEORY.md §3.2
-(:func:`nmf_sched.bounds.noise.projected_noise_ceiling`, the projection bias omitted):
+(:func:`nmf_sched.bounds.noise.projected_noise_ceiling` with ``q = 1/2``: the expected descent
+at least half the noise-free one):
 
 .. math::
 
-    c^{noise}_X = c_X^{full}\,\frac{\|G_X\|^2}{\|G_X\|^2 + s_X^2},
+    c^{noise}_X = c_X^{full}\,\frac{\|G_X\|^2/2 - \beta_X}{\|G_X\|^2/2 + s_X^2},
 
 with ``c^full`` the preconditioner's rule on the full-data curvature. The step then runs at
 ``min(c_X^{seq}, c^{noise}_X)`` where ``c^seq`` is the noise-free sequential ceiling. The
@@ -30,7 +31,10 @@ trace records ``noise_var_W``, ``noise_var_H``, ``ceiling_noise_W``, ``ceiling_n
 
 Cost: nothing for a noise-free full batch (the tracker is off). With row batches,
 ``O(b k^2)`` per step (the rows' residual norms) and ``O(n k^2)`` per epoch; with injected
-noise, also the W gradient mapping (``O(b k^2)`` per step) and two full products at the init.
+noise, also the W gradient mapping and the projection bias ``beta`` of the injected noise
+(``O(b k)`` erfc per step, host arrays; the gradient at ``x`` stands in for the one at the
+noise-free step; ``beta`` of the sampling noise is not estimated) and two full products at
+the init.
 The sharded scheme (stale blocks) is not covered: the tracker is off there.
 """
 from __future__ import annotations
@@ -40,7 +44,10 @@ import math
 import numpy as np
 
 from .. import bounds
-from ..bounds.noise import stationary_floor
+from ..bounds.noise import excess_psi, projected_noise_ceiling, stationary_floor
+
+#: the guaranteed fraction ``q`` of the noise-free expected descent (bounds/noise.py)
+DESCENT = 0.5
 
 __all__ = ["NoiseTracker"]
 
@@ -89,7 +96,30 @@ class NoiseTracker:
 
     # ------------------------------------------------------------------ per step
     def new_acc(self) -> dict:
-        return {"nz_gW": 0.0, "nz_sW": 0.0, "nz_spread": 0.0} if self.active else {}
+        return {"nz_gW": 0.0, "nz_sW": 0.0, "nz_bW": 0.0, "nz_spread": 0.0} if self.active else {}
+
+    def _bias(self, X, g, eta, w):
+        """An estimate of the projection bias ``beta`` of the injected noise at the step
+        ``eta`` (host arrays only): the gradient at ``x`` stands in for the one at the
+        noise-free step (close for the small steps where it matters), and only its positive
+        part counts (the projection's help where ``grad < 0`` is not relied on)."""
+        if self.xp is not np:
+            return 0.0
+        u = np.abs(X / eta - g) / self.sigma
+        return self.sigma * float(((np.maximum(g, 0.0) * excess_psi(u)) * w).sum())
+
+    def _rho(self, X, g, eta, w, s2):
+        """``(rho, ||G||^2, beta)`` of one block: the gradient mapping at the noise-free step
+        ``eta`` (the largest: the smallest mapping), the bias at the step ``rho eta`` the
+        ratio without the bias allows (one fixed-point pass)."""
+        xp = self.xp
+        Gm = (X - xp.maximum(X - eta * g, 0.0)) / eta
+        gm = float(self.model.be.fetch((Gm * Gm * w).sum())[0])
+        rho0 = projected_noise_ceiling(1.0, gm, s2, 0.0, DESCENT)
+        if self.sigma <= 0 or rho0 <= 0:
+            return rho0, gm, 0.0
+        beta = self._bias(X, g, eta * rho0, w)
+        return projected_noise_ceiling(1.0, gm, s2, beta, DESCENT), gm, beta
 
     def observe(self, idx, VB, WB, P, HHt, cW, acc):
         """Statistics of one batch before its W step: the W rows' gradient mapping (injected
@@ -103,9 +133,11 @@ class NoiseTracker:
             wW = self._weights(HHt)
             g = WH - P
             c = min(cW, 1e300) if self.model.be.host else xp.minimum(cW, 1e300)
-            eta = (self.model.ctl.kappa * self.rW) * c * wW
+            eta = self.model.ctl.kappa * c * wW
             Gm = (W64 - xp.maximum(W64 - eta * g, 0.0)) / eta
             acc["nz_gW"] = acc["nz_gW"] + (Gm * Gm * wW).sum()
+            # the bias at (about) the step the cap allows: the last ratio, floored
+            acc["nz_bW"] = acc["nz_bW"] + self._bias(W64, g, eta * max(self.rW, 1e-6), wW)
             acc["nz_sW"] = acc["nz_sW"] + self.sigma ** 2 * WB.shape[0] * float(wW.sum())
         if self.minibatch:
             rs = getattr(self.model.be, "row_sq", None)
@@ -113,6 +145,12 @@ class NoiseTracker:
             r2 = xp.maximum(vr - 2.0 * xp.einsum("ij,ij->i", W64, P) + xp.einsum("ij,ij->i", WH, W64), 0.0)
             wH = self._weights(self.model.G)
             acc["nz_spread"] = acc["nz_spread"] + ((W64 * W64) @ wH * r2).sum()
+
+    def _sampling(self, acc, gsq_H):
+        """The exact sampling variance of the H gradient (module docstring)."""
+        m, b = self.m, self.b
+        spread = float(self.model.be.fetch(acc["nz_spread"])[0])
+        return m * (m - b) / (b * (m - 1)) * max(spread - gsq_H / m, 0.0)
 
     def cap_W(self, cW):
         return cW * self.rW if self.active and self.rW < 1.0 else cW
@@ -151,18 +189,17 @@ class NoiseTracker:
         gH = H64 @ G - A.astype(xp.float64)
         gsq_H = float(fetch(((gH * gH) @ wH).sum())[0])
         if math.isfinite(cH_full) and cH_full > 0:
-            eta = kappa * cH_full * wH
-            Gm = (H64 - xp.maximum(H64 - eta * gH, 0.0)) / eta
-            gm_H = float(fetch(((Gm * Gm) @ wH).sum())[0])
+            s_pre = self.sigma ** 2 * self.n * float(fetch(wH.sum())[0])
+            if self.minibatch and acc is not None:
+                s_pre += self._sampling(acc, gsq_H)
+            _, gm_H, b_H = self._rho(H64, gH, kappa * cH_full * wH, wH, s_pre)
         else:
-            gm_H = gsq_H
+            gm_H, b_H = gsq_H, 0.0
         s_H = self.sigma ** 2 * self.n * float(fetch(wH.sum())[0])
         if self.minibatch and acc is not None:
-            m, b = self.m, self.b
-            spread = float(fetch(acc["nz_spread"])[0])
-            s_H += m * (m - b) / (b * (m - 1)) * max(spread - gsq_H / m, 0.0)
-        rho_H = gm_H / (gm_H + s_H) if s_H > 0 else 1.0
-        self.capH = cH_full * rho_H if s_H > 0 else math.inf
+            s_H += self._sampling(acc, gsq_H)
+        rho_H = projected_noise_ceiling(1.0, gm_H, s_H, b_H, DESCENT)
+        self.capH = cH_full * rho_H if s_H > 0 or b_H > 0 else math.inf
         # ---- W: the injected noise against the rows' gradient mapping
         cW_full = float(fetch(md.pre.rule_W(HHt, xp))[0])
         if self.sigma > 0:
@@ -171,13 +208,12 @@ class NoiseTracker:
                 wW = self._weights(HHt)
                 W64 = W.astype(xp.float64)
                 g = W64 @ HHt - P
-                eta = kappa * min(cW_full * self.factor, 1e300) * wW
-                Gm = (W64 - xp.maximum(W64 - eta * g, 0.0)) / eta
-                gm_W = float(fetch((Gm * Gm * wW).sum())[0])
                 s_W = self.sigma ** 2 * self.m * float(fetch(wW.sum())[0])
+                eta = kappa * min(cW_full * self.factor, 1e300) * wW
+                _, gm_W, b_W = self._rho(W64, g, eta, wW, s_W)
             else:
-                gm_W, s_W = (float(v) for v in fetch(acc["nz_gW"], acc["nz_sW"]))
-            rho_W = gm_W / (gm_W + s_W) if s_W > 0 else 1.0
+                gm_W, s_W, b_W = (float(v) for v in fetch(acc["nz_gW"], acc["nz_sW"], acc["nz_bW"]))
+            rho_W = projected_noise_ceiling(1.0, gm_W, s_W, b_W, DESCENT)
             self.rW = min(1.0, rho_W / self.factor)
         else:
             s_W, rho_W = 0.0, 1.0
