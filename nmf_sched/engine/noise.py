@@ -16,8 +16,8 @@ Per block, in the metric of the preconditioner (weights ``w_c``: ``1/X_cc`` for 
   the end of the epoch (``V^T W`` is the epoch's accumulator: no extra product);
 
 and sets, for the next epoch, the noise-aware ceilings of bounds/THEORY.md §3.2
-(:func:`nmf_sched.bounds.noise.projected_noise_ceiling` with ``q = 1/2``: the expected descent
-at least half the noise-free one):
+(:func:`nmf_sched.bounds.noise.projected_noise_ceiling`; shown for ``q = 1/2``, the expected
+descent at least half the noise-free one):
 
 .. math::
 
@@ -29,12 +29,14 @@ trace records ``noise_var_W``, ``noise_var_H``, ``ceiling_noise_W``, ``ceiling_n
 ``floor``, the predicted stationary excess loss at the epoch's mean steps
 (:func:`nmf_sched.bounds.noise.stationary_floor`, per block, summed).
 
-Cost: nothing for a noise-free full batch (the tracker is off). With row batches,
-``O(b k^2)`` per step (the rows' residual norms) and ``O(n k^2)`` per epoch; with injected
-noise, also the W gradient mapping and the projection bias ``beta`` of the injected noise
-(``O(b k)`` erfc per step, host arrays; the gradient at ``x`` stands in for the one at the
-noise-free step; ``beta`` of the sampling noise is not estimated) and two full products at
-the init.
+Cost: nothing for a noise-free full batch (the tracker is off). Otherwise the per-batch
+statistics are taken on the first :data:`OBSERVED` batches of each epoch (random rows; the
+sums scaled by ``m`` over the rows seen): ``O(b k^2)`` each (the rows' residual norms), plus
+``O(n k^2)`` per epoch; with injected noise, also the W gradient mapping and the projection
+bias ``beta`` (``O(b k)`` erfc, host arrays; the gradient at ``x`` stands in for the one at
+the noise-free step; ``beta`` of the sampling noise is not estimated) and two full products
+at the init. With injected noise the ceiling keeps half the noise-free expected descent
+(``q = 1/2``); with the sampling noise alone it only forbids an expected increase (``q = 0``).
 The sharded scheme (stale blocks) is not covered: the tracker is off there.
 """
 from __future__ import annotations
@@ -46,8 +48,13 @@ import numpy as np
 from .. import bounds
 from ..bounds.noise import excess_psi, projected_noise_ceiling, stationary_floor
 
-#: the guaranteed fraction ``q`` of the noise-free expected descent (bounds/noise.py)
+#: the guaranteed fraction ``q`` of the noise-free expected descent (bounds/noise.py) with
+#: injected noise; with the sampling noise alone ``q = 0`` (no expected increase): the default
+#: fit's steps (benchmarks/bench_noise_ceiling.py)
 DESCENT = 0.5
+#: batches per epoch whose statistics are taken (the first ones of the random order; the
+#: sums are scaled by ``m / rows seen``): the estimate's cost stays a few steps' worth
+OBSERVED = 4
 
 __all__ = ["NoiseTracker"]
 
@@ -81,6 +88,7 @@ class NoiseTracker:
         self.capH = math.inf     # absolute cap on the H ceiling
         self.fields = dict(_EMPTY_FIELDS)
         self.name = model.pre.name
+        self.q = DESCENT if self.sigma > 0 else 0.0
 
     # ------------------------------------------------------------------ metric weights
     def _weights(self, X):
@@ -96,7 +104,8 @@ class NoiseTracker:
 
     # ------------------------------------------------------------------ per step
     def new_acc(self) -> dict:
-        return {"nz_gW": 0.0, "nz_sW": 0.0, "nz_bW": 0.0, "nz_spread": 0.0} if self.active else {}
+        return ({"nz_gW": 0.0, "nz_sW": 0.0, "nz_bW": 0.0, "nz_spread": 0.0, "nz_rows": 0,
+                 "nz_obs": 0} if self.active else {})
 
     def _bias(self, X, g, eta, w):
         """An estimate of the projection bias ``beta`` of the injected noise at the step
@@ -115,17 +124,19 @@ class NoiseTracker:
         xp = self.xp
         Gm = (X - xp.maximum(X - eta * g, 0.0)) / eta
         gm = float(self.model.be.fetch((Gm * Gm * w).sum())[0])
-        rho0 = projected_noise_ceiling(1.0, gm, s2, 0.0, DESCENT)
+        rho0 = projected_noise_ceiling(1.0, gm, s2, 0.0, self.q)
         if self.sigma <= 0 or rho0 <= 0:
             return rho0, gm, 0.0
         beta = self._bias(X, g, eta * rho0, w)
-        return projected_noise_ceiling(1.0, gm, s2, beta, DESCENT), gm, beta
+        return projected_noise_ceiling(1.0, gm, s2, beta, self.q), gm, beta
 
     def observe(self, idx, VB, WB, P, HHt, cW, acc):
         """Statistics of one batch before its W step: the W rows' gradient mapping (injected
         noise) and the sampling spread of the H gradient (row batches)."""
-        if not self.active:
+        if not self.active or acc["nz_obs"] >= OBSERVED:
             return
+        acc["nz_obs"] += 1
+        acc["nz_rows"] += WB.shape[0]
         xp = self.xp
         W64 = WB.astype(xp.float64)
         WH = W64 @ HHt.astype(xp.float64)
@@ -149,7 +160,7 @@ class NoiseTracker:
     def _sampling(self, acc, gsq_H):
         """The exact sampling variance of the H gradient (module docstring)."""
         m, b = self.m, self.b
-        spread = float(self.model.be.fetch(acc["nz_spread"])[0])
+        spread = float(self.model.be.fetch(acc["nz_spread"])[0]) * m / max(acc["nz_rows"], 1)
         return m * (m - b) / (b * (m - 1)) * max(spread - gsq_H / m, 0.0)
 
     def cap_W(self, cW):
@@ -198,7 +209,7 @@ class NoiseTracker:
         s_H = self.sigma ** 2 * self.n * float(fetch(wH.sum())[0])
         if self.minibatch and acc is not None:
             s_H += self._sampling(acc, gsq_H)
-        rho_H = projected_noise_ceiling(1.0, gm_H, s_H, b_H, DESCENT)
+        rho_H = projected_noise_ceiling(1.0, gm_H, s_H, b_H, self.q)
         self.capH = cH_full * rho_H if s_H > 0 or b_H > 0 else math.inf
         # ---- W: the injected noise against the rows' gradient mapping
         cW_full = float(fetch(md.pre.rule_W(HHt, xp))[0])
@@ -212,8 +223,9 @@ class NoiseTracker:
                 eta = kappa * min(cW_full * self.factor, 1e300) * wW
                 _, gm_W, b_W = self._rho(W64, g, eta, wW, s_W)
             else:
-                gm_W, s_W, b_W = (float(v) for v in fetch(acc["nz_gW"], acc["nz_sW"], acc["nz_bW"]))
-            rho_W = projected_noise_ceiling(1.0, gm_W, s_W, b_W, DESCENT)
+                gm_W, s_W, b_W = (float(v) * self.m / max(acc["nz_rows"], 1)
+                                  for v in fetch(acc["nz_gW"], acc["nz_sW"], acc["nz_bW"]))
+            rho_W = projected_noise_ceiling(1.0, gm_W, s_W, b_W, self.q)
             self.rW = min(1.0, rho_W / self.factor)
         else:
             s_W, rho_W = 0.0, 1.0
