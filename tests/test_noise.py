@@ -169,3 +169,15 @@ def test_heavy_gradient_noise_at_the_enforced_ceiling_stays_stable(pre):
     assert res.stop_reason == "max_epochs"
     assert res.trace[-1]["retries"] == 0
     assert res.loss <= res.trace[0]["loss"]
+
+
+def test_report_prints_the_noise_aware_ceiling_and_floor():
+    V = _V()
+    rep = bounds.report(V, 5, noise_std=2.0, batch_size=30, seed=0)
+    assert 0 < rep.ceiling_noise <= rep.ceiling
+    assert rep.noise_fraction == pytest.approx(rep.ceiling_noise / rep.ceiling, rel=TOL["exact"])
+    assert 0 < rep.noise_floor < math.inf
+    table = rep.to_table()
+    assert "ceiling_noise" in table and "predicted floor" in table
+    quiet = bounds.report(V, 5, batch_size=V.shape[0], seed=0)
+    assert quiet.ceiling_noise == quiet.ceiling and quiet.noise_floor == 0.0
