@@ -92,14 +92,51 @@ def run_one(args):
     return row
 
 
+def render(out, title=""):
+    """The markdown table of a result dict (``main``'s JSON)."""
+    rows = out["runs"]
+    epochs = out.get("epochs", 40)
+    probs = list(dict.fromkeys(r["problem"] for r in rows))
+    worst = max(r["ratio"] for r in rows)
+    md = [f"# Noisy runs at the enforced ceiling ({len(rows)} runs, {epochs} epochs){title}", "",
+          f"lost stability: **{out['lost']}** of {len(rows)} (guard fired: "
+          f"{sum(r['retries'] > 0 for r in rows)}, diverged: "
+          f"{sum(r['stop_reason'] == 'diverged' for r in rows)}, final above initial: "
+          f"{sum(not r['ratio'] <= 1 for r in rows)}; with a 1e-3 relative tolerance on the "
+          f"final loss: {sum(r['retries'] > 0 or r['stop_reason'] == 'diverged' or not r['ratio'] <= 1.001 for r in rows)}); "
+          f"largest final/initial loss: {worst:.6g}; stalled (final > 0.99 x initial): "
+          f"{out['stalled']}; {out['seconds']:.0f} s", "",
+          "| problem | precondition | noise / rms grad | seeds lost | final/initial loss |",
+          "|---|---|---|---|---|"]
+    for nm in probs:
+        for pre in PRECONDITIONERS:
+            for lv in LEVELS:
+                sel = [r for r in rows if r["problem"] == nm and r["precondition"] == pre
+                       and r["level"] == lv]
+                md.append(f"| {nm} | {pre} | {lv:g} | {sum(r['lost'] for r in sel)}/{len(sel)} | "
+                          + ", ".join(f"{r['ratio']:.3g}" for r in sel) + " |")
+    return "\n".join(md) + "\n"
+
+
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--quick", action="store_true", help="2 problems, 1 seed, 5 epochs")
+    p.add_argument("--quick", action="store_true", help="1 problem, 1 seed, 5 epochs")
     p.add_argument("--procs", type=int, default=1)
     p.add_argument("--epochs", type=int, default=40)
     p.add_argument("--out", default=None, help="write OUT.json and OUT.md")
+    p.add_argument("--render", metavar="JSON", help="only rewrite OUT.md from a result JSON")
+    p.add_argument("--title", default="", help="appended to the markdown title")
     a = p.parse_args(argv)
-    probs, seeds, epochs = (("planted", "wide"), (0,), 5) if a.quick else (PROBLEMS, (0, 1), a.epochs)
+    if a.render:
+        with open(a.render) as f:
+            out = json.load(f)
+        text = render(out, a.title)
+        if a.out:
+            with open(a.out + ".md", "w") as f:
+                f.write(text)
+        print(text)
+        return out
+    probs, seeds, epochs = (("planted",), (0,), 5) if a.quick else (PROBLEMS, (0, 1), a.epochs)
     jobs = [(nm, s, pre, lv, epochs) for nm in probs for s in seeds for pre in PRECONDITIONERS
             for lv in LEVELS]
     t0 = time.perf_counter()
@@ -110,20 +147,8 @@ def main(argv=None):
         rows = [run_one(j) for j in jobs]
     out = {"runs": rows, "n": len(rows), "lost": sum(r["lost"] for r in rows),
            "stalled": sum(r["stalled"] for r in rows), "seconds": time.perf_counter() - t0,
-           "code": os.environ.get("PYTHONPATH", "") or "installed"}
-    md = [f"# Noisy runs at the enforced ceiling ({len(rows)} runs, {epochs} epochs)", "",
-          f"lost stability: **{out['lost']}** of {len(rows)}; stalled (final > 0.99 x initial): "
-          f"{out['stalled']}", "",
-          "| problem | precondition | noise / rms grad | seeds lost | final/initial loss |",
-          "|---|---|---|---|---|"]
-    for nm in probs:
-        for pre in PRECONDITIONERS:
-            for lv in LEVELS:
-                sel = [r for r in rows if r["problem"] == nm and r["precondition"] == pre
-                       and r["level"] == lv]
-                md.append(f"| {nm} | {pre} | {lv:g} | {sum(r['lost'] for r in sel)}/{len(sel)} | "
-                          + ", ".join(f"{r['ratio']:.3g}" for r in sel) + " |")
-    text = "\n".join(md) + "\n"
+           "epochs": epochs, "code": os.environ.get("PYTHONPATH", "") or "installed"}
+    text = render(out, a.title)
     if a.out:
         with open(a.out + ".json", "w") as f:
             json.dump(out, f, indent=1, default=float)

@@ -205,3 +205,17 @@ def test_verify_only_merge(quick, tmp_path):
     assert new["meta"]["merged"][-1]["families"] == [REGULARIZED]
     assert new["total"]["problem_x_seed"] == old["total"]["problem_x_seed"]
     assert "--only regularized --merge" in (tmp_path / "verify_quick.md").read_text()
+
+
+def test_verify_noise_quick():
+    """bounds/verify_noise.py --quick: noise at 0.3x, 3x, 30x the rms gradient entry, a
+    schedule that asks for far more than the ceiling, "none" and "cd": no guard, no
+    divergence, no final loss above the initial one (beyond the frozen runs' fluctuation)."""
+    sys.path.insert(0, str(ROOT / "bounds"))
+    import verify_noise
+
+    out = verify_noise.main(["--quick"])
+    assert out["n"] == 6
+    for r in out["runs"]:
+        assert r["retries"] == 0 and r["stop_reason"] == "max_epochs"
+        assert r["ratio"] <= 1 + TOL["noisy_final"]
