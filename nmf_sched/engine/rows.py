@@ -12,7 +12,8 @@ with the preconditioner ``P`` of :mod:`nmf_sched.engine.precond`, the optional G
 gradient noise ``xi`` of the research model, and step sizes
 ``eta = damp * min(lr, cap * kappa * ceiling)`` (:class:`~nmf_sched.engine.control.StepControl`)
 where each ceiling is the preconditioner's rule times the sequential minibatch factor
-``(1 + b/m)/2`` (bounds/THEORY.md 2.2). After every epoch the components are balanced,
+``(1 + b/m)/2`` (bounds/THEORY.md 2.2), capped by the noise-aware ceiling of
+:mod:`nmf_sched.engine.noise` (THEORY.md 3.2). After every epoch the components are balanced,
 ``||w_j|| = ||h_j||`` (``W H`` and the loss unchanged, THEORY.md 3.4).
 
 Because every row is visited exactly once per epoch, the products ``V_B^T W_B`` summed over
