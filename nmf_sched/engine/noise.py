@@ -55,6 +55,9 @@ DESCENT = 0.5
 #: batches per epoch whose statistics are taken (the first ones of the random order; the
 #: sums are scaled by ``m / rows seen``): the estimate's cost stays a few steps' worth
 OBSERVED = 4
+#: bisection steps (log10 scale over [1e-14, 1]) of the implicit condition
+#: (:meth:`NoiseTracker._rho`): resolution 10^(14/2^BISECT)
+BISECT = 16
 
 __all__ = ["NoiseTracker"]
 
@@ -117,18 +120,53 @@ class NoiseTracker:
         u = np.abs(X / eta - g) / self.sigma
         return self.sigma * float(((np.maximum(g, 0.0) * excess_psi(u)) * w).sum())
 
-    def _rho(self, X, g, eta, w, s2):
-        """``(rho, ||G||^2, beta)`` of one block: the gradient mapping at the noise-free step
-        ``eta`` (the largest: the smallest mapping), the bias at the step ``rho eta`` the
-        ratio without the bias allows (one fixed-point pass)."""
+    def _gmap(self, X, g, eta, w):
         xp = self.xp
         Gm = (X - xp.maximum(X - eta * g, 0.0)) / eta
-        gm = float(self.model.be.fetch((Gm * Gm * w).sum())[0])
-        rho0 = projected_noise_ceiling(1.0, gm, s2, 0.0, self.q)
-        if self.sigma <= 0 or rho0 <= 0:
-            return rho0, gm, 0.0
-        beta = self._bias(X, g, eta * rho0, w)
-        return projected_noise_ceiling(1.0, gm, s2, beta, self.q), gm, beta
+        return float(self.model.be.fetch((Gm * Gm * w).sum())[0])
+
+    def _delta(self, rho):
+        """The weight of the sampling variance at the step ``rho x`` the full ceiling:
+        ``min(1, (eta L)^2 M^2 / 12)`` with ``eta L = 2 kappa rho`` and ``M = m/b`` batches
+        per epoch (random reshuffling, THEORY.md §3.2: the batch errors of an epoch sum to
+        zero, so their effect over the epoch is second order in ``eta L M``)."""
+        M = self.m / self.b
+        return min(1.0, (2.0 * self.model.ctl.kappa * rho * M) ** 2 / 12.0)
+
+    def _rho(self, X, g, eta, w, s_inj, s_samp=0.0):
+        """``(rho, ||G||^2, beta)`` of one block at the noise-free step ``eta``.
+
+        The condition of THEORY.md §3.2 is implicit: ``rho`` must hold with the gradient
+        mapping (non-increasing in the step) and the sampling weight :meth:`_delta`
+        (non-decreasing) at the step ``rho eta`` it allows, so the ``rho`` that hold form an
+        interval ``[0, rho*]``: bisection (log scale) for ``rho*``. The bias ``beta`` is
+        evaluated at the final step and can only lower ``rho``."""
+        def ratio(r):
+            gm = self._gmap(X, g, eta * r, w)
+            return projected_noise_ceiling(1.0, gm, s_inj + self._delta(r) * s_samp, 0.0,
+                                           self.q), gm
+
+        r1, gm = ratio(1.0)
+        if s_inj + s_samp <= 0 or r1 >= 1.0:
+            rho = r1 if s_inj + s_samp > 0 else 1.0
+        else:
+            lo, hi = -14.0, 0.0      # log10 rho: lo holds (or rho = 0), hi does not
+            rlo, gm = ratio(10.0 ** lo)
+            if rlo < 10.0 ** lo:
+                return 0.0, gm, 0.0
+            for _ in range(BISECT):
+                mid = 0.5 * (lo + hi)
+                rm, gmm = ratio(10.0 ** mid)
+                if rm >= 10.0 ** mid:
+                    lo, gm = mid, gmm
+                else:
+                    hi = mid
+            rho = 10.0 ** lo
+        if self.sigma <= 0 or rho <= 0:
+            return rho, gm, 0.0
+        beta = self._bias(X, g, eta * rho, w)
+        s2 = s_inj + self._delta(rho) * s_samp
+        return min(rho, projected_noise_ceiling(1.0, gm, s2, beta, self.q)), gm, beta
 
     def observe(self, idx, VB, WB, P, HHt, cW, acc):
         """Statistics of one batch before its W step: the W rows' gradient mapping (injected
@@ -199,17 +237,13 @@ class NoiseTracker:
         H64 = Ht.astype(xp.float64)
         gH = H64 @ G - A.astype(xp.float64)
         gsq_H = float(fetch(((gH * gH) @ wH).sum())[0])
+        s_inj = self.sigma ** 2 * self.n * float(fetch(wH.sum())[0])
+        s_samp = self._sampling(acc, gsq_H) if self.minibatch and acc is not None else 0.0
         if math.isfinite(cH_full) and cH_full > 0:
-            s_pre = self.sigma ** 2 * self.n * float(fetch(wH.sum())[0])
-            if self.minibatch and acc is not None:
-                s_pre += self._sampling(acc, gsq_H)
-            _, gm_H, b_H = self._rho(H64, gH, kappa * cH_full * wH, wH, s_pre)
+            rho_H, _, b_H = self._rho(H64, gH, kappa * cH_full * wH, wH, s_inj, s_samp)
         else:
-            gm_H, b_H = gsq_H, 0.0
-        s_H = self.sigma ** 2 * self.n * float(fetch(wH.sum())[0])
-        if self.minibatch and acc is not None:
-            s_H += self._sampling(acc, gsq_H)
-        rho_H = projected_noise_ceiling(1.0, gm_H, s_H, b_H, self.q)
+            rho_H, b_H = 1.0, 0.0
+        s_H = s_inj + s_samp
         self.capH = cH_full * rho_H if s_H > 0 or b_H > 0 else math.inf
         # ---- W: the injected noise against the rows' gradient mapping
         cW_full = float(fetch(md.pre.rule_W(HHt, xp))[0])
@@ -221,11 +255,11 @@ class NoiseTracker:
                 g = W64 @ HHt - P
                 s_W = self.sigma ** 2 * self.m * float(fetch(wW.sum())[0])
                 eta = kappa * min(cW_full * self.factor, 1e300) * wW
-                _, gm_W, b_W = self._rho(W64, g, eta, wW, s_W)
+                rho_W = self._rho(W64, g, eta, wW, s_W)[0]
             else:
                 gm_W, s_W, b_W = (float(v) * self.m / max(acc["nz_rows"], 1)
                                   for v in fetch(acc["nz_gW"], acc["nz_sW"], acc["nz_bW"]))
-            rho_W = projected_noise_ceiling(1.0, gm_W, s_W, b_W, self.q)
+                rho_W = projected_noise_ceiling(1.0, gm_W, s_W, b_W, self.q)
             self.rW = min(1.0, rho_W / self.factor)
         else:
             s_W, rho_W = 0.0, 1.0
@@ -234,7 +268,9 @@ class NoiseTracker:
             kappa * cW_full * min(self.factor, rho_W), kappa * min(cH_full * self.factor, self.capH))
         LmW = 2.0 / cW_full if cW_full > 0 else math.inf
         LmH = 2.0 / cH_full if cH_full > 0 else math.inf
-        floor = stationary_floor(eW, LmW, s_W) + stationary_floor(eH, LmH, s_H)
+        # H: the sampling variance weighted at the step taken (random reshuffling, _delta)
+        s_eff = s_inj + self._delta(eH * LmH / (2.0 * kappa) if math.isfinite(LmH) else 1.0) * s_samp
+        floor = stationary_floor(eW, LmW, s_W) + stationary_floor(eH, LmH, s_eff)
         self.fields = {"noise_var_W": s_W, "noise_var_H": s_H,
                        "ceiling_noise_W": cW_full * rho_W if s_W > 0 else math.inf,
                        "ceiling_noise_H": self.capH, "floor": floor}
