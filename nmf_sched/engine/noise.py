@@ -10,7 +10,8 @@ Per block, in the metric of the preconditioner (weights ``w_c``: ``1/X_cc`` for 
   mapping of the W rows at the step (summed over the epoch's batches, from the batch products
   ``P = V_B H^T`` and ``W_B HH^T`` the step has);
 * ``s_H^2 = sigma^2 n sum_c w_c + m(m-b)/(b(m-1)) (sum_i ||w_i||_w^2 ||r_i||^2 -
-  ||grad_H||_w^2 / m)``, the exact variance of the sampled H gradient (rows without
+  ||grad_H||_w^2 / m)`` (the second term weighted by :meth:`NoiseTracker._delta` in the
+  ceiling: random reshuffling), the exact variance of the sampled H gradient (rows without
   replacement, rank-one terms ``w_i r_i^T``; the per-row residual norms come from ``P`` and
   the backend's squared row norms), and ``||G_H||^2`` from the exact H gradient ``H^T G - V^T W`` at
   the end of the epoch (``V^T W`` is the epoch's accumulator: no extra product);
@@ -129,7 +130,8 @@ class NoiseTracker:
         """The weight of the sampling variance at the step ``rho x`` the full ceiling:
         ``min(1, (eta L)^2 M^2 / 12)`` with ``eta L = 2 kappa rho`` and ``M = m/b`` batches
         per epoch (random reshuffling, THEORY.md §3.2: the batch errors of an epoch sum to
-        zero, so their effect over the epoch is second order in ``eta L M``)."""
+        zero, so their effect over the epoch is second order in ``eta L M``; this is the
+        large-``M`` form of ``(eta L)^2 M (M+1) / 12``, a first-order heuristic)."""
         M = self.m / self.b
         return min(1.0, (2.0 * self.model.ctl.kappa * rho * M) ** 2 / 12.0)
 
