@@ -181,3 +181,25 @@ def test_report_prints_the_noise_aware_ceiling_and_floor():
     assert "ceiling_noise" in table and "predicted floor" in table
     quiet = bounds.report(V, 5, batch_size=V.shape[0], seed=0)
     assert quiet.ceiling_noise == quiet.ceiling and quiet.noise_floor == 0.0
+
+
+def test_gradient_mapping_curve_matches_the_reference():
+    """The sorted fast path of the tracker's ``||G_{r eta}||_w^2`` against one pass per r."""
+    V = _V()
+    res = nmf_sched.fit(V, 5, epochs=1, batch_size=30, seed=0)
+    from nmf_sched.engine.noise import NoiseTracker
+
+    class _M:  # the attributes the tracker reads
+        xp, rest, m, n, b = np, None, 120, 80, 30
+        be = type("B", (), {"noise_std": 0.0, "fetch": staticmethod(lambda *s: [float(x) for x in s])})
+        pre = type("P", (), {"name": "cd"})
+        cfg = None
+    nzt = NoiseTracker(_M())
+    rng = np.random.default_rng(0)
+    X = np.abs(res.H.T) * (rng.random(res.H.T.shape) > 0.3)   # some entries at 0
+    g = rng.standard_normal(X.shape)
+    w = 1.0 / (1.0 + rng.random(X.shape[1]))
+    eta = 0.7 * w
+    curve = nzt._curve(X, g, eta, w)
+    for r in (1e-9, 1e-3, 0.1, 0.5, 1.0, 3.0):
+        assert curve(r) == pytest.approx(nzt._gmap(X, g, eta * r, w), rel=TOL["float64_paths"])

@@ -122,9 +122,32 @@ class NoiseTracker:
         return self.sigma * float(((np.maximum(g, 0.0) * excess_psi(u)) * w).sum())
 
     def _gmap(self, X, g, eta, w):
+        """``||G_eta(X)||_w^2`` (the reference: one pass over the block)."""
         xp = self.xp
         Gm = (X - xp.maximum(X - eta * g, 0.0)) / eta
         return float(self.model.be.fetch((Gm * Gm * w).sum())[0])
+
+    def _curve(self, X, g, eta, w):
+        """``r -> ||G_{r eta}(X)||_w^2`` for many ``r``: :meth:`_gmap` at ``r eta``, from one
+        sort (host arrays; :meth:`_gmap` on a device). An entry with ``g > 0`` is cut by the
+        projection iff ``r > t = X / (eta g)``: then its mapping is ``X / (r eta)``, else
+        ``g``; entries with ``g <= 0`` are never cut."""
+        if self.xp is not np:
+            return lambda r: self._gmap(X, g, eta * r, w)
+        E = np.broadcast_to(eta * np.ones_like(w), X.shape)
+        W = np.broadcast_to(w, X.shape)
+        pos = g > 0
+        a0 = float((W[~pos] * g[~pos] ** 2).sum())
+        t = X[pos] / (E[pos] * g[pos])
+        order = np.argsort(t)
+        t = t[order]
+        A = np.concatenate(([0.0], np.cumsum((W[pos] * g[pos] ** 2)[order])))
+        B = np.concatenate(([0.0], np.cumsum((W[pos] * (X[pos] / E[pos]) ** 2)[order])))
+
+        def value(r):
+            j = int(np.searchsorted(t, r, side="left"))   # entries cut at the step r eta
+            return a0 + (A[-1] - A[j]) + B[j] / (r * r)
+        return value
 
     def _delta(self, rho):
         """The weight of the sampling variance at the step ``rho x`` the full ceiling:
@@ -143,15 +166,18 @@ class NoiseTracker:
         (non-decreasing) at the step ``rho eta`` it allows, so the ``rho`` that hold form an
         interval ``[0, rho*]``: bisection (log scale) for ``rho*``. The bias ``beta`` is
         evaluated at the final step and can only lower ``rho``."""
+        curve = None
+
         def ratio(r):
-            gm = self._gmap(X, g, eta * r, w)
+            gm = self._gmap(X, g, eta * r, w) if curve is None else curve(r)
             return projected_noise_ceiling(1.0, gm, s_inj + self._delta(r) * s_samp, 0.0,
                                            self.q), gm
 
-        r1, gm = ratio(1.0)
+        r1, gm = ratio(1.0)        # one pass; the sort only when the cap binds
         if s_inj + s_samp <= 0 or r1 >= 1.0:
             rho = r1 if s_inj + s_samp > 0 else 1.0
         else:
+            curve = self._curve(X, g, eta, w)
             lo, hi = -14.0, 0.0      # log10 rho: lo holds (or rho = 0), hi does not
             rlo, gm = ratio(10.0 ** lo)
             if rlo < 10.0 ** lo:
