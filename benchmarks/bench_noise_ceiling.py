@@ -16,17 +16,21 @@ the script reports the medians of
 """
 from __future__ import annotations
 
-import argparse
-import json
 import os
-import statistics
-import time
 
-import numpy as np
+for _v in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ.setdefault(_v, "1")  # one BLAS thread: CPU times comparable on a shared machine
 
-from nmf_sched import datasets
-from nmf_sched.config import RowConfig
-from nmf_sched.engine.solve import solve_rows
+import argparse  # noqa: E402
+import json  # noqa: E402
+import statistics  # noqa: E402
+import time  # noqa: E402
+
+import numpy as np  # noqa: E402
+
+from nmf_sched import datasets  # noqa: E402
+from nmf_sched.config import RowConfig  # noqa: E402
+from nmf_sched.engine.solve import solve_rows  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 
@@ -56,10 +60,13 @@ def main(argv=None):
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--out", default=os.path.join(HERE, "results", "noise_ceiling"))
+    ap.add_argument("--only", default=None, help="run the problems whose name contains this")
     a = ap.parse_args(argv)
     epochs, repeats = (8, 1) if a.quick else (a.epochs, a.repeats)
     rows = []
     for name, (V, k) in problems(a.quick).items():
+        if a.only and a.only not in name:
+            continue
         runs = {True: [], False: []}
         cpu = {True: [], False: []}
         for rep in range(repeats):
