@@ -155,8 +155,10 @@ class NoiseTracker:
         per epoch (random reshuffling, THEORY.md §3.2: the batch errors of an epoch sum to
         zero, so their effect over the epoch is second order in ``eta L M``; this is the
         large-``M`` form of ``(eta L)^2 M (M+1) / 12``, a first-order heuristic)."""
-        M = self.m / self.b
-        return min(1.0, (2.0 * self.model.ctl.kappa * rho * M) ** 2 / 12.0)
+        x = 2.0 * self.model.ctl.kappa * float(rho) * self.m / self.b
+        if not x < 4.0:   # (x^2 / 12 >= 1), and inf / nan from a diverging step
+            return 1.0
+        return x * x / 12.0
 
     def _rho(self, X, g, eta, w, s_inj, s_samp=0.0):
         """``(rho, ||G||^2, beta)`` of one block at the noise-free step ``eta``.
@@ -256,13 +258,13 @@ class NoiseTracker:
         md, xp = self.model, self.xp
         fetch = md.be.fetch
         W, Ht = md.W, md.Ht
-        G = (W.T @ W).astype(xp.float64)
+        G = md.G.astype(xp.float64)       # W^T W, kept current by the model
         HHt = (Ht.T @ Ht).astype(xp.float64)
         kappa = md.ctl.kappa
         # ---- H: the exact gradient, its mapping, the injected and the sampling variance
         wH = self._weights(G)
         cH_full = float(fetch(md.pre.rule_H(G, G, xp))[0])
-        H64 = Ht.astype(xp.float64)
+        H64 = Ht.astype(xp.float64, copy=False)
         gH = H64 @ G - A.astype(xp.float64)
         gsq_H = float(fetch(((gH * gH) @ wH).sum())[0])
         s_inj = self.sigma ** 2 * self.n * float(fetch(wH.sum())[0])
