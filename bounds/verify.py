@@ -104,6 +104,8 @@ from verify_report import (ABOVE, BELOW, _fmt, summarize, write_figure,  # noqa:
                            write_markdown)
 HUGE = 1e300
 EXPLODE = 1e4
+#: a run stalls when it makes less than this fraction of the progress of the 0.25 run
+STALL = 0.5
 
 
 # ---------------------------------------------------------------------------
@@ -191,7 +193,7 @@ _CACHE: dict = {}
 
 def load_problem(spec):
     """``V`` for a problem spec (cached per process)."""
-    key = json.dumps(spec["data"], sort_keys=True)
+    key = json.dumps(spec["data"], sort_keys=True) + str(spec.get("dtype", ""))
     if key in _CACHE:
         return _CACHE[key]
     from nmf_sched import datasets
@@ -210,6 +212,8 @@ def load_problem(spec):
         V = np.ascontiguousarray(X[np.sort(rows)])
     else:  # pragma: no cover
         raise ValueError(f"unknown data kind {kind!r}")
+    if spec.get("dtype") == "float32":
+        V = V.astype(np.float32)
     _CACHE.clear()
     _CACHE[key] = V
     return V
@@ -246,6 +250,9 @@ def run_one(V, k, W0, H0, spec, mult, seed, loss0, ceil0, epochs, log=None):
     kw = dict(epochs=epochs, batch_size=b, seed=seed, noise_std=spec.get("noise_std", 0.0),
               precondition=pre, tol=0.0, guard=False, callback=stop, W0=W0, H0=H0,
               balance=bool(spec.get("balance", False)))
+    for key in ("max_value", "clip_update"):  # the clipping family (set from the init)
+        if spec.get(key) is not None:
+            kw[key] = float(spec[key])
     if spec.get("alpha_W"):  # the regularized family (alpha_H = "same")
         kw.update(alpha_W=float(spec["alpha_W"]), alpha_H="same",
                   l1_ratio=float(spec.get("l1_ratio", 0.0)))
@@ -324,6 +331,9 @@ def _classify(res, loss0, mult, t0):
         "collapsed": bool(not np.any(np.asarray(res.W)) or not np.any(np.asarray(res.H))),
         "ceiling_W0": float(res.trace[0]["ceiling_W"]),
         "ceiling_H0": float(cH0),
+        # the engine's predicted stationary floor (absolute), mean over the last third
+        "floor_tail": (float(np.mean(res.trace.column("floor")[1:][-max(1, (len(losses) - 1) // 3):]))
+                       if "floor" in res.trace.columns and len(losses) > 1 else None),
         "seconds": time.perf_counter() - t0,
     }
 
@@ -379,6 +389,10 @@ def sweep(task):
     if "alpha_rel" in spec:  # penalties: alpha from the init's curvatures; loss0 regularized
         spec, reg = _penalized(V, k, W0, H0, spec, seed)
         loss0 = reg["loss0"]
+    if "max_value_rel" in spec:  # entry bound: a multiple of the init's largest entry
+        spec = dict(spec, max_value=float(spec["max_value_rel"] * max(W0.max(), H0.max())))
+    if "clip_update_rel" in spec:  # update bound: a multiple of the init's rms W entry
+        spec = dict(spec, clip_update=float(spec["clip_update_rel"] * np.sqrt(np.mean(W0 ** 2))))
     if "noise_rel" in spec:  # gradient noise relative to the RMS H-gradient entry at the init
         from nmf_sched.objective import gradients
 
@@ -405,8 +419,14 @@ def sweep(task):
                 break
     for r in runs:
         r["floor_pred"] = floor(r["mult"])
+    # "stalled": less than half the progress of the same problem x seed at multiplier 0.25
+    ref = runs[0]["tail_rel"] if runs and runs[0]["mult"] == BELOW[0] else None
+    for r in runs:
+        r["stalled"] = bool(ref is not None and ref < 1.0 and not r["diverged"]
+                            and r["tail_rel"] > 1.0 - STALL * (1.0 - ref))
     div = [r["mult"] for r in runs if r["diverged"]]
     fail = [r["mult"] for r in runs if r["increased"]]
+    stall = [r["mult"] for r in runs if r["increased"] or r["stalled"]]
     out = {
         "id": spec["id"], "family": spec["family"], "mode": spec.get("mode", "seq"), "seed": seed,
         "group": spec.get("group", "stability"), "claim": spec.get("group", "stability") == "stability",
@@ -417,6 +437,8 @@ def sweep(task):
         "shards": spec.get("shards", 1), "epochs": epochs, "factor": bounds.minibatch_factor(m / b),
         "edge": min(div) if div else math.inf,
         "fail_edge": min(fail) if fail else math.inf,
+        "stall_edge": min(stall) if stall else math.inf,
+        "below_stalled": sum(r["stalled"] for r in runs if r["mult"] <= 1.0),
         "below_diverged": sum(r["diverged"] for r in runs if r["mult"] <= 1.0),
         "below_increased": sum(r["increased"] for r in runs if r["mult"] <= 1.0),
         "below_runs": sum(1 for r in runs if r["mult"] <= 1.0),
@@ -466,7 +488,7 @@ def grid(quick=False):
                 if key in data and data[key] is not None:
                     sid += f":{key}={data[key]}"
             for key in ("noise_rel", "precondition", "mode", "shards", "init", "balance",
-                        "l1_ratio", "alpha_rel"):
+                        "l1_ratio", "alpha_rel", "dtype", "max_value_rel", "clip_update_rel"):
                 if key in kw:
                     sid += f":{key}={kw[key]}"
             specs.append(dict(id=sid, family=family, data=data, k=k, b=_b(m, f), quick=quick, **kw))
@@ -479,6 +501,9 @@ def grid(quick=False):
         add("grad-noise + balance", dict(kind="planted", m=200, n=120, rank=4, noise=0.05, seed=0),
             4, 200, (0.2,), noise_rel=0.5, balance=True, group="noise")
         add("real", dict(kind="faces"), 6, 200, (0.2,))
+        add("grad-noise x0.3/3/30, noise-aware ceiling",
+            dict(kind="planted", m=200, n=120, rank=4, noise=0.05, seed=0), 4, 200, (0.2,),
+            noise_rel=30.0, balance=True, precondition="cd", group="noise")
         for (fam, mode, group), ps in zip(SHARDED, ((2, 4), (4,))):
             for p in ps:
                 add(fam, dict(kind="planted", m=200, n=120, rank=4, noise=0.05, seed=0), 4, 200,
@@ -535,6 +560,32 @@ def grid(quick=False):
             for rho, a in PENALTIES:
                 add(REGULARIZED, data, k, m, (0.05, 0.2, 1.0), precondition=pre, l1_ratio=rho,
                     alpha_rel=a, group="regularized")
+    # float32 data, entry and update clipping, an over-specified rank, sparse small batches
+    # (noise-free: the claim), and gradient noise at three levels against the noise-aware
+    # ceiling the engine enforces (group noise)
+    for data, m, k in ((dict(kind="planted", m=500, n=300, rank=8, noise=0.05, seed=10), 500, 8),
+                       (dict(kind="digits"), 1797, 10)):
+        for pre in ("none", "cd"):
+            add("float32", data, k, m, (0.05, 0.2, 1.0), dtype="float32", precondition=pre)
+    clip_data = dict(kind="planted", m=500, n=300, rank=8, noise=0.05, seed=11)
+    for pre in ("none", "cd"):
+        add("max_value (entries in [0, c])", clip_data, 8, 500, (0.05, 0.2, 1.0),
+            max_value_rel=1.5, precondition=pre)
+        add("clip_update (|update| <= u)", clip_data, 8, 500, (0.05, 0.2, 1.0),
+            clip_update_rel=0.05, precondition=pre)
+    for data, m, k in ((dict(kind="planted", m=500, n=300, rank=4, noise=0.05, seed=12), 500, 12),
+                       (dict(kind="faces"), 200, 40)):
+        for pre in ("none", "cd"):
+            add("over-specified rank", data, k, m, (0.05, 0.2, 1.0), precondition=pre)
+    for pre in ("none", "cd"):
+        add("sparse small batches", dict(kind="planted", m=2000, n=600, rank=10, noise=0.05, seed=13,
+                                         density=0.02), 10, 2000, (0.005, 0.01), precondition=pre)
+    for nu in (0.3, 3.0, 30.0):
+        for pre in ("none", "cd"):
+            for data, m, k in ((dict(kind="planted", m=500, n=300, rank=8, noise=0.05, seed=14), 500, 8),
+                               (dict(kind="digits"), 1797, 10)):
+                add("grad-noise x0.3/3/30, noise-aware ceiling", data, k, m, (0.05, 1.0),
+                    noise_rel=nu, balance=True, precondition=pre, group="noise")
     # not part of the claim: noise without the balancing step, the per-block ceiling without
     # the minibatch factor, and a constant LR fixed at the init
     for nu in (0.05, 0.5):
@@ -549,7 +600,7 @@ def grid(quick=False):
     for data, m, k in ((dict(kind="planted", m=500, n=300, rank=8, noise=0.05, seed=5), 500, 8),
                        (dict(kind="digits"), 1797, 10)):
         add("constant at init", data, k, m, (0.05, 0.2, 1.0), mode="const", group="finding")
-    return specs, (0, 1, 2)
+    return specs, (0, 1)
 
 
 # ---------------------------------------------------------------------------

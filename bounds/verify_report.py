@@ -9,7 +9,8 @@ import numpy as np
 
 #: multipliers of the ceiling the sweep runs at (at or below 1: the claim; above: the edge)
 BELOW = (0.25, 0.5, 2 ** -0.5, 2 ** -0.25, 1.0)
-ABOVE = tuple(2 ** (j / 4) for j in range(1, 13))  # 1.19 ... 8
+#: 2^(1/8) steps up to 2 (1.09, 1.19, 1.30, ...), then 2^(1/4) steps up to 8
+ABOVE = tuple(2 ** (j / 8) for j in range(1, 9)) + tuple(2 ** (j / 4) for j in range(5, 13))
 
 
 def _median(xs):
@@ -39,6 +40,8 @@ def summarize(results):
             "max_finite_edge": max([e for e in edges if math.isfinite(e)], default=None),
             "no_edge_up_to_8": sum(1 for e in edges if not math.isfinite(e)),
             "median_fail_edge": _median(fedges),
+            "stalled_at_or_below": sum(r.get("below_stalled", 0) for r in rs),
+            "median_stall_edge": _median([r.get("stall_edge", math.inf) for r in rs]),
             "frac_edge_le_1.5": float(np.mean([e <= 1.5 for e in edges])),
         })
     def group_total(claim):
@@ -126,6 +129,22 @@ def regularized_cells(results):
                     "ceiling_H0_ratio": _median([r["runs"][0]["ceiling_H0"]
                                                  / r["penalty"]["unreg_ceiling_H0"] for r in rs])})
     return out
+
+
+def _floor_cell(rs):
+    """Predicted (the trace's ``floor``, tail mean) and measured (tail loss) increase of the
+    stationary level from multiplier 0.25 to 1, over the initial loss (means over seeds)."""
+    pred, meas = [], []
+    for r in rs:
+        runs = {round(x["mult"], 6): x for x in r["runs"]}
+        a, b = runs.get(0.25), runs.get(1.0)
+        if a is None or b is None or a.get("floor_tail") is None or b.get("floor_tail") is None:
+            continue
+        pred.append((b["floor_tail"] - a["floor_tail"]) / r["runs"][0]["loss0"])
+        meas.append(b["tail_rel"] - a["tail_rel"])
+    if not pred:
+        return "-"
+    return f"{_fmt(float(np.mean(pred)))} / {_fmt(float(np.mean(meas)))}"
 
 
 def _fmt(x, d=3, inf="> 8"):
@@ -226,15 +245,17 @@ def write_markdown(path, rows, total, results, extras, meta):
          "the init, the single-machine factor on the sharded scheme (before 1/2).", "",
          "## Per family", "",
          "| family | group | ceiling | problems | problem x seed | runs <= 1 | diverged <= 1 | "
-         "increased <= 1 | median edge | min edge | max finite edge | no edge <= 8 | edge <= 1.5 "
-         "| median failure edge |",
-         "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+         "increased <= 1 | stalled <= 1 | median edge | min edge | max finite edge | no edge <= 8 "
+         "| edge <= 1.5 | median failure edge | median increased-or-stalled edge |",
+         "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
         L.append(f"| {r['family']} | {r['group']} | {r['mode']} | {r['problems']} | "
                  f"{r['problem_x_seed']} | {r['runs_at_or_below']} | {r['diverged_at_or_below']} | "
-                 f"{r['increased_at_or_below']} | {_fmt(r['median_edge'])} | {_fmt(r['min_edge'])} | "
+                 f"{r['increased_at_or_below']} | {r.get('stalled_at_or_below', '-')} | "
+                 f"{_fmt(r['median_edge'])} | {_fmt(r['min_edge'])} | "
                  f"{_fmt(r['max_finite_edge'])} | {r['no_edge_up_to_8']} | "
-                 f"{_fmt(r['frac_edge_le_1.5'])} | {_fmt(r['median_fail_edge'])} |")
+                 f"{_fmt(r['frac_edge_le_1.5'])} | {_fmt(r['median_fail_edge'])} | "
+                 f"{_fmt(r.get('median_stall_edge'))} |")
     L += ["", "Ceiling `seq`: `(1 + b/m)/2 x 2/L_X` per block at every step (THEORY.md §2.2); "
           "`block`: the per-block `2/L_X` without the minibatch factor (the solver before it was wired in); `const`: a constant per-block "
           "LR, `mult x` the `seq` ceilings at the initialization; `shard`: the sharded scheme at the "
@@ -242,12 +263,17 @@ def write_markdown(path, rows, total, results, extras, meta):
           "with the factor 1/2. Edge = smallest multiplier that "
           "diverged (non-finite, > 1e4 x, or final > 10 x the initial loss); failure edge = smallest "
           "multiplier that diverged or whose mean loss over the last third of the epochs exceeds the "
-          "initial loss. `increased <= 1` counts the latter at multipliers <= 1.", ""]
+          "initial loss. `increased <= 1` counts the latter at multipliers <= 1. Stalled: the mean "
+          "loss of the last third achieved less than half the progress (initial minus tail) of the "
+          "same problem x seed at multiplier 0.25 (not a loss of stability; with the noise-aware "
+          "ceiling it measures what the small LR buys); the increased-or-stalled edge is the "
+          "smallest multiplier that diverged, increased or stalled. Edges are per family; the "
+          "pooled medians above are a summary only.", ""]
     L += ["## Per problem (edge per seed)", "",
           "| problem | shape | b/m | factor | edges (per seed) | failure edges | diverged <= 1 "
           "| increased <= 1 | predicted floor at 1 / initial loss (plain steps) | best tail / initial "
-          "loss |",
-          "|---|---|---|---|---|---|---|---|---|---|"]
+          "loss | floor 1 vs 0.25: predicted (trace) / measured |",
+          "|---|---|---|---|---|---|---|---|---|---|---|"]
     byid = {}
     for r in results:
         byid.setdefault(r["id"], []).append(r)
@@ -261,7 +287,8 @@ def write_markdown(path, rows, total, results, extras, meta):
                  + (f"{_fmt(float(np.mean([r['floor_pred_at_1'] for r in rs])), inf='inf')} | "
                     if rs[0]["precondition"] == "none" and rs[0]["shards"] == 1
                     and "penalty" not in rs[0] else "- | ")
-                 + f"{_fmt(float(np.mean([r['best_tail'] for r in rs])))} |")
+                 + f"{_fmt(float(np.mean([r['best_tail'] for r in rs])))} | "
+                 + _floor_cell(rs) + " |")
     if extras.get("notes_case"):
         nc = extras["notes_case"]
         be = nc["batch_excess_at_init"]

@@ -293,6 +293,7 @@ class RowConfig(EngineConfig):
     shuffle: str = "rows"
     balance: bool = True
     rescale_init: bool = True
+    noise_ceiling: bool = True   # enforce the noise-aware ceiling (engine/noise.py)
 
     @classmethod
     def _rules(cls) -> dict:
@@ -304,7 +305,7 @@ class RowConfig(EngineConfig):
             clip_update=_real(positive=True, allow_none=True),
             max_value=_real(positive=True, allow_none=True), precondition=_choice(PRECONDITIONERS),
             schedule_loss=_choice(("full", "batch")), shuffle=_choice(SHUFFLES),
-            balance=check_bool, rescale_init=check_bool,
+            balance=check_bool, rescale_init=check_bool, noise_ceiling=check_bool,
         )
 
     def resolved(self, m: int) -> "RowConfig":

@@ -55,6 +55,8 @@ TOL = {
                           # tf-idf's documented "within a few percent"
     "monte_carlo": 0.1,   # a simulated stationary noise floor (2500 noisy steps) against the
                           # formula
+    "noisy_final": 1e-3,  # final / initial loss of a run whose steps the noise-aware ceiling
+                          # has nearly frozen (noise 30x the gradient): it fluctuates by ~1e-5
     "differs": 1e-6,      # asserting two runs differ (not allclose / !=): the smallest relative
                           # difference that counts
     # scikit-learn's NMF tests (tests/test_sklearn_nmf.py)

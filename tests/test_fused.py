@@ -108,6 +108,27 @@ def test_fused_step_ceilings_and_clipped_steps(lr):
     assert a.ctl.cap == 1.0  # clip_lr on: the ceiling applies
 
 
+@pytest.mark.parametrize("kind", ["dense", "csr"])
+def test_fused_step_applies_the_noise_aware_caps(kind):
+    """The noise estimate's statistics and caps (engine/noise.py) on both paths: the same
+    batch statistics, and a binding H cap bounds the H ceiling of every step."""
+    V = _data(kind, np.float64)
+    a, b = _model(V, 5, 16), _model(V, 5, 16)
+    for mdl in (a, b):
+        assert mdl.nz.active  # row batches: the sampling noise is tracked
+        mdl.nz.capH = 1e-3
+    units = a.epoch_units(np.random.default_rng(2))
+    acc_f, _ = _run_steps(a, units, 50.0, True)
+    acc_p, _ = _run_steps(b, units, 50.0, False)
+    tol = TOL["float64"]
+    np.testing.assert_allclose(a.Ht, b.Ht, rtol=tol, atol=tol * float(np.abs(b.Ht).max()))
+    assert acc_f["cH"] == acc_p["cH"] == pytest.approx(1e-3, rel=tol)
+    assert acc_f["nz_obs"] == acc_p["nz_obs"] > 0
+    assert acc_f["nz_rows"] == acc_p["nz_rows"]
+    assert float(acc_f["nz_spread"]) == pytest.approx(float(acc_p["nz_spread"]), rel=tol)
+    assert float(acc_p["nz_spread"]) > 0
+
+
 @pytest.mark.parametrize("kb", [1, 3, 4, 32])
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
 def test_blocked_sweep_matches_naive_gauss_seidel(kb, dtype):

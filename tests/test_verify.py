@@ -10,6 +10,8 @@ from pathlib import Path
 
 import pytest
 
+from conftest import TOL
+
 ROOT = Path(__file__).resolve().parents[1]
 SHARDED = "sharded (p=2, p=4), factor 1/2"
 BEFORE = "sharded, factor (1 + b/m)/2 (before)"
@@ -50,6 +52,24 @@ def test_verify_quick(quick):
         assert mults == sorted(mults) and mults[4] == 1.0
     md = (tmp_path / "verify_quick.md").read_text()
     assert "divergences at or below the ceiling" in md
+
+
+def test_verify_quick_finer_grid_stalls_and_heavy_noise(quick):
+    """The grid steps by 2^(1/8) above 1; "stalled" is counted against the run at 0.25 of the
+    same problem x seed; the heavy-noise family (30x the rms gradient entry, the noise-aware
+    ceiling enforced) has no loss of stability at or below the ceiling."""
+    tmp_path, _, proc = quick
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    d = json.loads((tmp_path / "verify_quick.json").read_text())
+    assert d["meta"]["multipliers"][5] == pytest.approx(2 ** 0.125, rel=TOL["exact"])
+    for r in d["results"]:
+        below = [run for run in r["runs"] if run["mult"] <= 1.0]
+        assert r["below_stalled"] == sum(run["stalled"] for run in below)
+        assert float(r["stall_edge"]) <= float(r["fail_edge"])
+    heavy = [r for r in d["results"] if r["family"].startswith("grad-noise x0.3/3/30")]
+    assert len(heavy) == 1
+    assert heavy[0]["below_diverged"] == 0 and heavy[0]["below_increased"] == 0
+    assert all(run["floor_tail"] > 0 for run in heavy[0]["runs"])
 
 
 def test_verify_quick_sharded(quick):
@@ -185,3 +205,17 @@ def test_verify_only_merge(quick, tmp_path):
     assert new["meta"]["merged"][-1]["families"] == [REGULARIZED]
     assert new["total"]["problem_x_seed"] == old["total"]["problem_x_seed"]
     assert "--only regularized --merge" in (tmp_path / "verify_quick.md").read_text()
+
+
+def test_verify_noise_quick():
+    """bounds/verify_noise.py --quick: noise at 0.3x, 3x, 30x the rms gradient entry, a
+    schedule that asks for far more than the ceiling, "none" and "cd": no guard, no
+    divergence, no final loss above the initial one (beyond the frozen runs' fluctuation)."""
+    sys.path.insert(0, str(ROOT / "bounds"))
+    import verify_noise
+
+    out = verify_noise.main(["--quick"])
+    assert out["n"] == 6
+    for r in out["runs"]:
+        assert r["retries"] == 0 and r["stop_reason"] == "max_epochs"
+        assert r["ratio"] <= 1 + TOL["noisy_final"]

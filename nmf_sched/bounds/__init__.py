@@ -49,7 +49,9 @@ from .ceilings import *  # noqa: F401,F403
 from .ceilings import __all__ as _c
 from .curvature import *  # noqa: F401,F403
 from .curvature import __all__ as _v
+from .noise import *  # noqa: F401,F403
+from .noise import __all__ as _n
 from .report import *  # noqa: F401,F403
 from .report import __all__ as _r
 
-__all__ = [*_c, *_v, *_r]
+__all__ = [*_c, *_v, *_n, *_r]

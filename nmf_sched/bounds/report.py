@@ -10,9 +10,9 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 
 from .ceilings import (CEILING_RULES, REPORT_UNITS, clip_ceilings, gen_lmax, gram_safe_ceiling,
-                       joint_ceiling, joint_fraction, lmax, minibatch_factor, noise_adjusted,
-                       noise_floor)
+                       joint_ceiling, joint_fraction, lmax, minibatch_factor, noise_floor)
 from .curvature import batch_curvatures, entry_curvatures
+from .noise import block_noise_ceiling
 
 __all__ = ["BoundReport", "report", "ASSUMPTIONS"]
 
@@ -34,9 +34,14 @@ ASSUMPTIONS = {
     "batch": "Row batches drawn without replacement; the H gradient is scaled by m/b (unbiased). "
              "ceiling_H_batch is the worst case over the sampled batches (empirical); "
              "ceiling_H_batch_bound holds for every batch of that size.",
-    "noise": "Additive noise iid N(0, noise_std^2) per gradient entry, independent of the state; "
-             "noise-adjusted ceilings are for expected descent of the full loss and use the "
-             "unconstrained descent lemma (projection can only help, §3.2).",
+    "noise": "Additive noise iid N(0, noise_std^2) per gradient entry, independent of the state, "
+             "plus the exact sampling variance of the row batch for H; the noise-aware ceilings "
+             "guarantee, per block and per step, an expected descent of at least half the "
+             "noise-free one, for projected steps: they use the gradient mapping "
+             "(x - Pi(x - eta g))/eta, not the gradient, and the projection's first-order bias "
+             "(at an active constraint the projection can raise E f: f = (x+1)^2/2 on x >= 0, "
+             "sigma = 1, eta = 1/2 raises E f from 0.5 to 0.551; §3.2). The predicted floor is "
+             "the stationary excess loss of a quadratic block at the enforced ceilings (§3.3).",
     "joint": "Joint ceiling: local Hessian bound L_W + L_H + ||V - WH||_F (Frobenius norm as an "
              "upper bound of the spectral norm).",
     "clip": "Global ceilings need every entry of W and H in [0, c] (fit(max_value=c)) and "
@@ -74,7 +79,10 @@ class BoundReport:
         that sequential W_B-then-H minibatch steps allow (§2.2).
     ceiling_W_seq, ceiling_H_seq : ``minibatch_factor * (ceiling_W, ceiling_H_batch)``,
         the ceilings of the solver's scheme as a whole.
-    ceiling_W_noise, ceiling_H_noise : expected-descent ceilings under noise (§3).
+    ceiling_W_noise, ceiling_H_noise : the noise-aware ceilings of projected steps (§3.2,
+        :func:`nmf_sched.bounds.noise.block_noise_ceiling`): the gradient mapping, the
+        projection bias, and at least half the noise-free expected descent; the solver
+        enforces ``min(ceiling_*_seq, ceiling_*_noise)`` (in its preconditioner's metric).
     ceiling_joint : one common LR for simultaneous (W, H) steps (§4).
     joint_fraction : fraction of the per-block ceilings allowed for simultaneous steps.
     ceiling_global_W, ceiling_global_H, ceiling_global_joint : under entry clipping [0, clip].
@@ -85,7 +93,13 @@ class BoundReport:
     ceiling_W_cd, ceiling_H_cd : the solver's coordinate-wise steps ``lr / A_cc`` in
         Gauss-Seidel order (§7.1): 2 and ``2 min_c G_cc / (s (W_B^T W_B)_cc)``, per block.
     noise_floor : predicted stationary excess loss (§3.3) with steps at ``kappa`` times the
-        sequential ceilings, from the additive noise and the minibatch sampling noise.
+        enforced ceilings (``min(ceiling_*_seq, ceiling_*_noise)``), from the additive noise
+        and the minibatch sampling noise.
+    noise_fraction : ``min(1, ceiling_W_noise / ceiling_W_seq, ceiling_H_noise /
+        ceiling_H_seq)`` (plain unit): how far the noise-aware ceiling lowers the binding one.
+    ceiling_noise : ``noise_fraction * ceiling``, the noise-aware binding ceiling in the LR
+        unit (exact for ``"none"``; for the other preconditioners the plain-unit fraction
+        carried over, the solver computes it in their metric).
     ceiling : the binding ceiling of the sequential minibatch scheme in the LR unit of
         ``precondition`` (min over blocks, worst sampled batch, times ``minibatch_factor``).
     lr0 : ``kappa * ceiling``, the initial-LR rule (§6).
@@ -156,6 +170,8 @@ class BoundReport:
     # in the LR's unit
     ceiling: float
     lr0: float
+    noise_fraction: float = 1.0
+    ceiling_noise: float = math.inf
     entry: dict | None = None
     assumptions: tuple = field(default_factory=tuple)
 
@@ -203,6 +219,8 @@ class BoundReport:
         rows = [
             ("ceiling (binding, LR unit)", self.ceiling, f"min over blocks, {unit}; solver's StepInfo.ceiling"),
             ("lr0 = kappa * ceiling", self.lr0, f"initial-LR rule, kappa = {self.kappa:g}"),
+            ("ceiling_noise (LR unit)", self.ceiling_noise,
+             f"noise-aware binding ceiling (x {self.noise_fraction:.3g})"),
             ("minibatch_factor (1+b/m)/2", self.minibatch_factor, "sequential W_B-then-H coupling"),
             ("ceiling_W_seq", self.ceiling_W_seq, "W step within the minibatch scheme"),
             ("ceiling_H_seq", self.ceiling_H_seq, "H step within the minibatch scheme"),
@@ -212,8 +230,8 @@ class BoundReport:
              f"H, worst of {self.n_batches_sampled} sampled batches"),
             ("ceiling_H_batch_mean", self.ceiling_H_batch_mean, "H, typical batch (2/mean curvature)"),
             ("ceiling_H_batch_bound", self.ceiling_H_batch_bound, "H, every batch (worst case)"),
-            ("ceiling_W_noise", self.ceiling_W_noise, "expected descent under noise, W"),
-            ("ceiling_H_noise", self.ceiling_H_noise, "expected descent under noise + sampling, H"),
+            ("ceiling_W_noise", self.ceiling_W_noise, "noise-aware (projected, gradient mapping), W"),
+            ("ceiling_H_noise", self.ceiling_H_noise, "noise-aware, noise + sampling, H"),
             ("ceiling_joint", self.ceiling_joint, "one LR, simultaneous W,H step (local)"),
             ("joint_fraction", self.joint_fraction, "x per-block ceilings, simultaneous steps"),
             ("ceiling_global_W", self.ceiling_global_W, "entries in [0, clip], global"),
@@ -249,7 +267,7 @@ class BoundReport:
             ("||grad_W||^2", self.grad_W_sq), ("||grad_H||^2", self.grad_H_sq),
             ("noise var W (per epoch)", self.noise_var_W), ("noise var H (per step)", self.noise_var_H),
             ("sampling var H (per step)", self.sampling_var_H),
-            ("noise floor at kappa x ceilings", self.noise_floor),
+            ("predicted floor (enforced ceil.)", self.noise_floor),
             ("alpha* (best scale of WH)", self.alpha_opt), ("balance L_W / L_H", self.balance),
         ]
         for name, val in q:
@@ -288,7 +306,8 @@ def _residual_and_grads(V, W, H, vsq):
     rrow = np.maximum(vrow - 2.0 * np.einsum("ij,ij->i", W, VHt)
                       + np.einsum("ij,jk,ik->i", W, HHt, W), 0.0)
     return dict(res_sq=res_sq, cross=cross, quad=quad, gW_sq=float(np.vdot(gW, gW)),
-                gH_sq=float(np.vdot(gH, gH)), rrow=rrow, HHt=HHt, G=G)
+                gH_sq=float(np.vdot(gH, gH)), rrow=rrow, HHt=HHt, G=G, gW=gW, gH=gH, VHt=VHt,
+                VtW=VtW)
 
 
 class _Instrument:
@@ -449,22 +468,33 @@ def report(V, rank, *, W=None, H=None, init="auto", seed=0, batch_size=None, noi
         sampling_var = 0.0
     noise_var_H = sigma2 * k * n
     cW, cH = _inv2(LW), _inv2(LH)
-    cW_noise = noise_adjusted(cW, q["gW_sq"], noise_var_W)
-    cH_noise = noise_adjusted(cH, q["gH_sq"], noise_var_H + sampling_var)
+    # the noise-aware ceilings of projected steps (gradient mapping, projection bias, half the
+    # noise-free descent guaranteed: bounds/noise.py), the solver's rule in the plain unit
+    W64h, H64h = np.asarray(W, dtype=np.float64), np.asarray(H, dtype=np.float64)
+    cW_noise = block_noise_ceiling(W64h, q["gW"], lambda T: T @ HHt - q["VHt"], cW, noise_var_W,
+                                   float(noise_std), kappa=kappa)["ceiling"]
+    cH_noise = block_noise_ceiling(H64h, q["gH"], lambda T: G @ T - q["VtW"].T, cH,
+                                   noise_var_H + sampling_var, float(noise_std),
+                                   kappa=kappa)["ceiling"]
 
     res_norm = math.sqrt(q["res_sq"])
     vnorm = math.sqrt(vsq)
     glob = clip_ceilings((m, n), k, clip, vnorm) if clip is not None else None
     cH_batch = _inv2(bc["max"])
     rho = minibatch_factor(s)
-    floor = (noise_floor(kappa * rho * cH_batch, LH, noise_var_H + sampling_var)
-             + noise_floor(kappa * rho * cW, LW, noise_var_W)) if LH > 0 and LW > 0 else math.inf
+    floor = (noise_floor(kappa * min(rho * cH_batch, cH_noise), LH, noise_var_H + sampling_var)
+             + noise_floor(kappa * min(rho * cW, cW_noise), LW, noise_var_W)) \
+        if LH > 0 and LW > 0 else math.inf
     cW_lip = 2.0 if LW > 0 else math.inf
     cH_lip = 2.0 * LH / bc["max"] if bc["max"] > 0 else math.inf
     # the binding ceiling of each solver unit: W rows, worst sampled H batch
     binding = {"none": (cW, cH_batch), "lipschitz": (cW_lip, cH_lip),
                "cd": (ceiling_W_cd, ceiling_H_cd), "gram": (2.0, ceiling_H_diag)}
     ceiling = rho * min(binding[precondition])
+    frac = 1.0
+    for c_noise, c_seq in ((cW_noise, rho * cW), (cH_noise, rho * cH_batch)):
+        if math.isfinite(c_seq) and c_seq > 0:
+            frac = min(frac, c_noise / c_seq)
     alpha = q["cross"] / q["quad"] if q["quad"] > 0 else math.inf
     if entry is None:
         entry = sparse
@@ -499,5 +529,6 @@ def report(V, rank, *, W=None, H=None, init="auto", seed=0, batch_size=None, noi
         ceiling_W_lipschitz=cW_lip, ceiling_H_lipschitz=cH_lip,
         ceiling_W_diag=ceiling_W_diag, ceiling_H_diag=ceiling_H_diag,
         ceiling_W_cd=ceiling_W_cd, ceiling_H_cd=ceiling_H_cd, noise_floor=floor,
-        ceiling=ceiling, lr0=float(kappa) * ceiling, entry=ent, assumptions=tuple(assumptions),
+        ceiling=ceiling, lr0=float(kappa) * ceiling, noise_fraction=frac,
+        ceiling_noise=frac * ceiling, entry=ent, assumptions=tuple(assumptions),
     )

@@ -14,7 +14,10 @@ It runs only where it computes what the Python step computes (up to rounding): t
 preconditioner on the host backend, dense data (an ndarray or a memmap of the factors'
 dtype) or CSR, no penalties, gradient noise, ``clip_update`` or ``max_value``, no
 hypergradient bookkeeping, no line-search probe, no stale shards, one learning rate per
-block. Everywhere else it returns None and the Python step runs.
+block. Everywhere else it returns None and the Python step runs. The noise estimate of
+:mod:`nmf_sched.engine.noise` sees the same batches (its statistics from the step's ``P``
+and ``W_B`` before the W sweep) and its caps bound the kernels' ceilings, as in the Python
+step.
 
 ``NMF_SCHED_FUSED=0`` in the environment turns it off (benchmarks compare the two paths in
 one process with :func:`set_enabled`). :func:`set_threads` sets how many threads the
@@ -186,8 +189,13 @@ def fused_step(model, idx, lr_W, lr_H, acc):
     kb = _block(model.k)
     lrbuf, diag = buf.lrbuf, buf.diag
     row_sq = be.row_sq if be.row_sq is not None else _NO_ROWS
+    nz = model.nz  # the noise estimate (engine/noise.py): this batch's statistics, the caps
+    rW, capH = 1.0, np.inf
+    if nz.active:
+        nz.observe(idx, None if be.sparse else VB, WB, P, HHt, model.pre.ceiling_W(HHt) * f, acc)
+        rW, capH = nz.cap_W(1.0), nz.cap_H(np.inf)
     K.cd_step_W(W, rows, WB, HHt, GBo, P, row_sq, vB, lr_W, capk, ctl.damp, scale, f,
-                model.cfg.explode * model.loss_ref, threads, res, lrbuf, diag, kb == 0)
+                model.cfg.explode * model.loss_ref, threads, res, lrbuf, diag, kb == 0, rW)
     if not res[5]:
         raise Diverged(f"batch loss {float(res[0])!r}")
     if kb:
@@ -196,7 +204,7 @@ def fused_step(model, idx, lr_W, lr_H, acc):
     GB = WB.T @ WB
     Q = csr_rows_tmatmul(V, rows, WB) if be.sparse else VB.T @ WB
     K.cd_step_H(Ht, model.G, GB, GBo, Q, acc["A"], lr_H, capk, ctl.damp, scale, f, threads, res,
-                lrbuf, diag, kb == 0)
+                lrbuf, diag, kb == 0, float(capH))
     if kb:
         blocked_sweep(Ht, GB, Q, lrbuf, diag, kb)
     fB, cW, cH, eta_W, eta_H = (float(x) for x in res[:5])

@@ -12,7 +12,8 @@ with the preconditioner ``P`` of :mod:`nmf_sched.engine.precond`, the optional G
 gradient noise ``xi`` of the research model, and step sizes
 ``eta = damp * min(lr, cap * kappa * ceiling)`` (:class:`~nmf_sched.engine.control.StepControl`)
 where each ceiling is the preconditioner's rule times the sequential minibatch factor
-``(1 + b/m)/2`` (bounds/THEORY.md 2.2). After every epoch the components are balanced,
+``(1 + b/m)/2`` (bounds/THEORY.md 2.2), capped by the noise-aware ceiling of
+:mod:`nmf_sched.engine.noise` (THEORY.md 3.2). After every epoch the components are balanced,
 ``||w_j|| = ||h_j||`` (``W H`` and the loss unchanged, THEORY.md 3.4).
 
 Because every row is visited exactly once per epoch, the products ``V_B^T W_B`` summed over
@@ -33,6 +34,7 @@ from .. import bounds
 from .control import Diverged, mean_lr
 from .extras import GradDot
 from .fused import fused_step
+from .noise import NoiseTracker
 
 __all__ = ["RowModel", "row_batches"]
 
@@ -94,6 +96,8 @@ class RowModel:
         self.loss_ref = math.inf
         self.pen = precond.pen
         self.reg_last = 0.0   # the penalty inside the last loss computed (rel_error's data term)
+        self.nz = NoiseTracker(self)  # noise estimate and noise-aware ceilings (noise.py)
+        self._nz_pending = None
 
     # ------------------------------------------------------------------ engine interface
     @property
@@ -125,7 +129,7 @@ class RowModel:
         else:
             z, inf = xp.zeros((), dtype=xp.float64), xp.full((), xp.inf)
         return {"A": xp.zeros((self.n, self.k), dtype=self.dtype), "fB": z, "fBmax": z, "nB": 0,
-                "cW": inf, "cH": inf, "eW": z, "eH": z}
+                "cW": inf, "cH": inf, "eW": z, "eH": z, **self.nz.new_acc()}
 
     def summary(self, acc) -> dict:
         """Host floats of the accumulators (one sync on a device)."""
@@ -157,10 +161,13 @@ class RowModel:
 
     def start(self, first_unit) -> dict:
         """Loss and ceilings at the initialization (the first unit's batch)."""
-        loss = self._objective()
+        A = self.be.full_Q(self.W)
+        loss = self._objective(A)
         self.loss_ref = max(loss, 1e-300)
+        fields = self.nz.update(A)
         cW, cH = self.be.fetch(*self.initial_ceilings(first_unit))
-        return {"loss": loss, "watched": loss, "rel_error": self.rel_error(loss), "cW": cW, "cH": cH}
+        return {"loss": loss, "watched": loss, "rel_error": self.rel_error(loss), "cW": cW, "cH": cH,
+                "fields": fields}
 
     def rel_error(self, loss) -> float:
         """``||V - WH|| / ||V||`` from a loss this model computed (its penalty removed)."""
@@ -173,8 +180,8 @@ class RowModel:
         WB = self.W if idx is None else self.W[idx]
         scale = self.m / _bsz(idx, self.m)
         f = bounds.step_factor(scale, sharded=self.rest is not None)
-        return (self.pre.ceiling_W(HHt) * f,
-                self.pre.ceiling_H(self._Gfull(), self._curv(WB.T @ WB, scale)) * f)
+        return (self.nz.cap_W(self.pre.ceiling_W(HHt) * f),
+                self.nz.cap_H(self.pre.ceiling_H(self._Gfull(), self._curv(WB.T @ WB, scale)) * f))
 
     def _Gfull(self):
         """``W^T W`` over all rows: this model's rows plus the stale blocks' when sharded."""
@@ -220,6 +227,8 @@ class RowModel:
         # sequential W_B-then-H coupling (THEORY.md 2.2); 1/2 with stale shards (10.4)
         f = bounds.step_factor(scale, sharded=self.rest is not None)
         cW = pre.ceiling_W(HHt) * f
+        self.nz.observe(idx, VB, WB, P, HHt, cW, acc)
+        cW = self.nz.cap_W(cW)
         lw = lr_W[idx] if (isinstance(lr_W, np.ndarray) or hasattr(lr_W, "ndim")) \
             and getattr(lr_W, "ndim", 0) == 2 and idx is not None else lr_W
         eta_W = ctl.eta(lw, cW, xp, self.dtype)
@@ -241,7 +250,7 @@ class RowModel:
         # ---- H step from the batch (gradient scaled by m/b: unbiased)
         Gf = self._Gfull()
         dG = bounds.safe_diag(Gf, xp)
-        cH = pre.ceiling_H(Gf, self._curv(GB, scale), dG) * f
+        cH = self.nz.cap_H(pre.ceiling_H(Gf, self._curv(GB, scale), dG) * f)
         eta_H = ctl.eta(lr_H, cH, xp, self.dtype)
         self.Ht = pre.step_H(Ht, GB, Q, eta_H, scale, be.noise(Ht.shape, self.dtype, self.probing),
                              dG, Gf, self.rest)
@@ -271,8 +280,23 @@ class RowModel:
                 raise Diverged(f"largest scaled batch loss {s['fBmax']!r}")
         if not math.isfinite(loss) or loss > self.cfg.explode * self.loss_ref:
             raise Diverged(f"loss {loss!r}")
+        fields = {} if self.nz.active else self.nz.update(None)
+        self._nz_pending = self.nz.active and (acc["A"] if complete else self.be.full_Q(self.W), acc,
+                                               (s["step_W"], s["step_H"]), fields)
+        if not getattr(self.cfg, "balance", False):  # else after the balancing (balance())
+            self._nz_update(1.0)
         return {"loss": loss, "watched": loss, "rel_error": self.rel_error(loss), "summary": s,
-                "fields": {}}
+                "fields": fields}
+
+    def _nz_update(self, d):
+        """The noise-aware ceilings for the next epoch, at the (balanced: column scales ``d``)
+        factors; fills the trace fields the last :meth:`end_epoch` returned."""
+        if not self._nz_pending:
+            self._nz_pending = None
+            return
+        A, acc, steps, fields = self._nz_pending
+        self._nz_pending = None
+        fields.update(self.nz.update(A if np.isscalar(d) else A * d.astype(A.dtype), acc, steps))
 
     def balance(self):
         """``||w_j|| = ||h_j||``: W H and the loss unchanged; removes the drift along the scale
@@ -295,6 +319,7 @@ class RowModel:
         self.G = self.W.T @ self.W
         if self.gd is not None:
             self.gd.rescale(d)
+        self._nz_update(d)
         return d
 
     def current_loss(self) -> dict:
@@ -327,11 +352,13 @@ class RowModel:
 
     def extra_arrays(self) -> dict:
         """Model state beyond the factors that a checkpoint must carry."""
+        out = self.nz.state()
         if self.gd is None:
-            return {}
-        return {k: self.be.to_host(v) for k, v in self.gd.arrays().items()}
+            return out
+        return {**out, **{k: self.be.to_host(v) for k, v in self.gd.arrays().items()}}
 
     def load_extra_arrays(self, arrays):
+        self.nz.load(arrays)
         if self.gd is not None:
             self.gd.load(arrays)
 

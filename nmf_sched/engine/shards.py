@@ -132,7 +132,7 @@ class ShardWorker:
         ``penalty``: the whole matrix's :class:`~nmf_sched.engine.penalty.Penalty` or None)."""
         be = HostBackend()
         cfg = cfg.replace(batch_size=int(b), callback=None, checkpoint=None, resume=None,
-                          progress=False)
+                          progress=False, noise_ceiling=False)  # not covered (noise.py)
         pre = make_preconditioner(cfg.precondition, be, clip_update=cfg.clip_update,
                                   max_value=cfg.max_value, penalty=penalty)
         rng = seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)

@@ -114,12 +114,13 @@ def _vdot64(a, b):
 
 @jit
 def cd_step_W(W, rows, WB, HHt, GBo, P, row_sq, vB, lr_W, capk, damp, scale, f, limit, threads,
-              res, lrbuf, diag, sweep):
+              res, lrbuf, diag, sweep, rW=1.0):
     """Given ``WB = W[rows]``, ``HHt``, ``GBo = WB^T WB`` and ``P = V_B H^T``: the batch loss
     and its check (on failure ``res[5] = 0`` and nothing changes), the W step size, then
     (``sweep``) the sweep of ``WB`` and ``W[rows] = WB``. Without ``sweep``, ``lrbuf`` and
     ``diag`` hold the sweep's arguments for :func:`cd_block` and the caller writes back.
-    ``vB``: ``||V_B||^2``, or negative to sum the squared row norms ``row_sq`` of the rows."""
+    ``vB``: ``||V_B||^2``, or negative to sum the squared row norms ``row_sq`` of the rows.
+    ``rW < 1``: the noise-aware fraction of the W ceiling (:mod:`nmf_sched.engine.noise`)."""
     k = WB.shape[1]
     if vB < 0.0:
         vB = 0.0
@@ -132,6 +133,8 @@ def cd_step_W(W, rows, WB, HHt, GBo, P, row_sq, vB, lr_W, capk, damp, scale, f, 
         return
     res[5] = 1.0
     cW = 2.0 * f
+    if rW < 1.0:
+        cW = cW * rW
     eta_W = _eta(lr_W, cW, capk, damp)
     res[1] = cW
     res[3] = eta_W
@@ -152,10 +155,11 @@ def cd_step_W(W, rows, WB, HHt, GBo, P, row_sq, vB, lr_W, capk, damp, scale, f, 
 
 @jit
 def cd_step_H(Ht, G, GB, GBo, Q, Aacc, lr_H, capk, damp, scale, f, threads, res, lrbuf, diag,
-              sweep):
+              sweep, capH=np.inf):
     """Given ``GB = W_B^T W_B`` (new ``W_B``) and ``Q = V_B^T W_B``: ``G += GB - GBo``,
     ``Aacc += Q``, the H ceiling, its step size and (``sweep``) the sweep of ``Ht``; without
-    ``sweep``, ``lrbuf`` and ``diag`` hold the sweep's arguments for :func:`cd_block`."""
+    ``sweep``, ``lrbuf`` and ``diag`` hold the sweep's arguments for :func:`cd_block`.
+    ``capH``: the noise-aware cap on the H ceiling (:mod:`nmf_sched.engine.noise`; inf: none)."""
     k = GB.shape[0]
     n = Q.shape[0]
     for a in range(k):
@@ -175,6 +179,8 @@ def cd_step_H(Ht, G, GB, GBo, Q, Aacc, lr_H, capk, damp, scale, f, threads, res,
         if dA > 0.0:
             cH = min(cH, 2.0 * (dscr[c] / dA))
     cH = cH * f
+    if np.isfinite(capH):
+        cH = min(cH, capH)
     eta_H = _eta(lr_H, cH, capk, damp)
     res[2] = cH
     res[4] = eta_H
