@@ -136,9 +136,14 @@ class _Buffers:
         self.res = np.zeros(len(K.RES_FIELDS), dtype=np.float64)
         self.lrbuf = np.zeros(4, dtype=dt)
         self.diag = np.zeros(k, dtype=dt)
-        self.VB = None if model.be.sparse else np.empty((b, model.n), dtype=dt)
+        self.VB = None  # the gathered rows (dense, index batches only; allocated at first use)
         self.all_rows = None
         self.key = (b, k, dt, model.n)
+
+    def rows_buffer(self, model):
+        if self.VB is None:
+            self.VB = np.empty((model.b, model.n), dtype=model.dtype)
+        return self.VB
 
 
 def _rows(model, idx, buf):
@@ -177,9 +182,9 @@ def fused_step(model, idx, lr_W, lr_H, acc):
         if idx is None or isinstance(idx, slice):
             VB = V if idx is None else V[idx]
         elif be.row_sq is not None:  # in memory: the row-copy kernel
-            VB = K.gather_rows_parallel(V, rows, buf.VB[:b], threads)
+            VB = K.gather_rows_parallel(V, rows, buf.rows_buffer(model)[:b], threads)
         else:  # a memmap: numpy's take, as the Python step
-            VB = np.take(V, rows, axis=0, out=buf.VB[:b])
+            VB = np.take(V, rows, axis=0, out=buf.rows_buffer(model)[:b])
         if be.row_sq is None:
             vB = be.batch_vsq(VB, idx)
         np.matmul(VB, Ht, out=P)

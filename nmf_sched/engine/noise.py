@@ -70,8 +70,7 @@ def _rowsq(VB, xp):
     """Squared norms of the rows of a dense or sparse batch (float64, length b)."""
     if hasattr(VB, "multiply") and not isinstance(VB, np.ndarray):
         return xp.asarray(VB.multiply(VB).sum(axis=1), dtype=xp.float64).ravel()
-    V64 = VB.astype(xp.float64, copy=False)
-    return xp.einsum("ij,ij->i", V64, V64)
+    return xp.einsum("ij,ij->i", VB, VB, dtype=xp.float64)  # no float64 copy of the batch
 
 
 class NoiseTracker:
