@@ -193,6 +193,7 @@ def test_gradient_mapping_curve_matches_the_reference():
         xp, rest, m, n, b = np, None, 120, 80, 30
         be = type("B", (), {"noise_std": 0.0, "fetch": staticmethod(lambda *s: [float(x) for x in s])})
         pre = type("P", (), {"name": "cd"})
+        pen = type("Pen", (), {"active": False})
         cfg = None
     nzt = NoiseTracker(_M())
     rng = np.random.default_rng(0)

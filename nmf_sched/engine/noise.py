@@ -38,7 +38,7 @@ bias ``beta`` (``O(b k)`` erfc, host arrays; the gradient at ``x`` stands in for
 the noise-free step; ``beta`` of the sampling noise is not estimated) and two full products
 at the init. With injected noise the ceiling keeps half the noise-free expected descent
 (``q = 1/2``); with the sampling noise alone it only forbids an expected increase (``q = 0``).
-The sharded scheme (stale blocks) is not covered: the tracker is off there.
+The sharded scheme (stale blocks) and penalized fits are not covered: the tracker is off there.
 """
 from __future__ import annotations
 
@@ -66,17 +66,22 @@ _EMPTY_FIELDS = {"noise_var_W": 0.0, "noise_var_H": 0.0, "ceiling_noise_W": math
                  "ceiling_noise_H": math.inf, "floor": 0.0}
 
 
-def _rowsq(VB, xp):
-    """Squared norms of the rows of a dense or sparse batch (float64, length b)."""
+def _rowsq(VB, xp, chunk=256):
+    """Squared norms of the rows of a dense or sparse batch (float64, length b), in row
+    chunks (no float64 copy of the batch: out-of-core batches stay within their block)."""
     if hasattr(VB, "multiply") and not isinstance(VB, np.ndarray):
         return xp.asarray(VB.multiply(VB).sum(axis=1), dtype=xp.float64).ravel()
-    return xp.einsum("ij,ij->i", VB, VB, dtype=xp.float64)  # no float64 copy of the batch
+    out = xp.empty(VB.shape[0], dtype=xp.float64)
+    for a in range(0, VB.shape[0], chunk):
+        blk = VB[a:a + chunk].astype(xp.float64)
+        out[a:a + chunk] = xp.einsum("ij,ij->i", blk, blk)
+    return out
 
 
 class NoiseTracker:
     """Online noise estimate and noise-aware ceilings of one :class:`RowModel` (module
-    docstring). ``active`` is False for a noise-free full batch, for shards and with
-    ``RowConfig(noise_ceiling=False)``."""
+    docstring). ``active`` is False for a noise-free full batch, for shards, with penalties
+    (their gradient terms are not modelled) and with ``RowConfig(noise_ceiling=False)``."""
 
     def __init__(self, model):
         self.model = model
@@ -85,7 +90,7 @@ class NoiseTracker:
         self.m, self.n, self.b = model.m, model.n, model.b
         self.minibatch = self.b < self.m
         self.active = ((self.sigma > 0 or self.minibatch) and model.rest is None
-                       and getattr(model.cfg, "noise_ceiling", True))
+                       and not model.pen.active and getattr(model.cfg, "noise_ceiling", True))
         self.factor = bounds.step_factor(self.m / self.b)
         self.rW = 1.0            # fraction of the noise-free W ceiling allowed
         self.capH = math.inf     # absolute cap on the H ceiling
