@@ -159,3 +159,39 @@ def test_gather_rows(order, dtype):
     out = np.full((13, 7), np.nan, dtype=dtype)
     assert gather_rows(V, idx, out) is out
     np.testing.assert_array_equal(out, V[idx])
+
+
+# ---------------------------------------------------------------------------
+# the noise estimate's passes (kernels/noise.py) against numpy
+# ---------------------------------------------------------------------------
+def _noise_block(seed=0):
+    rng = np.random.default_rng(seed)
+    X = rng.random((60, 7)) * (rng.random((60, 7)) > 0.3)  # some entries at 0
+    g = rng.standard_normal((60, 7))
+    e = 0.2 + rng.random(7)
+    w = 1.0 / (1.0 + rng.random(7))
+    return X, g, e, w
+
+
+def test_gmap_kernel_matches_numpy():
+    from nmf_sched.kernels.noise import gmap
+
+    X, g, e, w = _noise_block()
+    Gm = (X - np.maximum(X - e * g, 0.0)) / e
+    assert gmap(X, g, e, w) == pytest.approx(float((Gm * Gm * w).sum()), rel=TOL["float64"])
+
+
+def test_curve_parts_kernel_matches_numpy():
+    from nmf_sched.kernels.noise import curve_parts
+
+    X, g, e, w = _noise_block(1)
+    a0, t, a, b = curve_parts(X, g, e, w)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        T = X / (e * g)
+    pos = g > 0
+    mid = pos & (T > 0) & (T < 1)
+    assert 0 < mid.sum() < mid.size  # the block has entries of every kind
+    assert a0 == pytest.approx(float((w * g * g)[~pos | (T >= 1)].sum()), rel=TOL["float64"])
+    np.testing.assert_allclose(t, T[mid], rtol=TOL["float64"])
+    np.testing.assert_allclose(a, (w * g * g)[mid], rtol=TOL["float64"])
+    np.testing.assert_allclose(b, (w * (X / e) ** 2)[mid], rtol=TOL["float64"])

@@ -202,5 +202,10 @@ def test_gradient_mapping_curve_matches_the_reference():
     w = 1.0 / (1.0 + rng.random(X.shape[1]))
     eta = 0.7 * w
     curve = nzt._curve(X, g, eta, w)
+
+    def naive(r):  # the definition, in numpy
+        Gm = (X - np.maximum(X - eta * r * g, 0.0)) / (eta * r)
+        return float((Gm * Gm * w).sum())
     for r in (1e-9, 1e-3, 0.1, 0.5, 1.0, 3.0):
-        assert curve(r) == pytest.approx(nzt._gmap(X, g, eta * r, w), rel=TOL["float64_paths"])
+        assert curve(r) == pytest.approx(naive(r), rel=TOL["float64_paths"])
+        assert nzt._gmap(X, g, eta * r, w) == pytest.approx(naive(r), rel=TOL["float64_paths"])

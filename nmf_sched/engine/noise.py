@@ -48,6 +48,7 @@ import numpy as np
 
 from .. import bounds
 from ..bounds.noise import excess_psi, projected_noise_ceiling, stationary_floor
+from ..kernels.noise import curve_parts, gmap
 
 #: the guaranteed fraction ``q`` of the noise-free expected descent (bounds/noise.py) with
 #: injected noise; with the sampling noise alone ``q = 0`` (no expected increase): the default
@@ -126,29 +127,31 @@ class NoiseTracker:
         return self.sigma * float(((np.maximum(g, 0.0) * excess_psi(u)) * w).sum())
 
     def _gmap(self, X, g, eta, w):
-        """``||G_eta(X)||_w^2`` (the reference: one pass over the block)."""
+        """``||G_eta(X)||_w^2`` (one pass over the block; compiled on the host)."""
         xp = self.xp
+        if xp is np and X.ndim == 2 and np.ndim(eta) <= 1 and np.ndim(w) <= 1:
+            return gmap(X, g, eta, w)
         Gm = (X - xp.maximum(X - eta * g, 0.0)) / eta
         return float(self.model.be.fetch((Gm * Gm * w).sum())[0])
 
     def _curve(self, X, g, eta, w):
-        """``r -> ||G_{r eta}(X)||_w^2`` for many ``r``: :meth:`_gmap` at ``r eta``, from one
-        sort (host arrays; :meth:`_gmap` on a device). An entry with ``g > 0`` is cut by the
-        projection iff ``r > t = X / (eta g)``: then its mapping is ``X / (r eta)``, else
-        ``g``; entries with ``g <= 0`` are never cut."""
+        """``r -> ||G_{r eta}(X)||_w^2`` for ``0 < r <= 1``: :meth:`_gmap` at ``r eta``, from
+        one sort (host arrays; :meth:`_gmap` on a device). An entry with ``g > 0`` is cut by
+        the projection iff ``r > t = X / (eta g)``: then its mapping is ``X / (r eta)``, else
+        ``g``; entries with ``g <= 0`` are never cut. For ``r <= 1`` the entries with
+        ``t >= 1`` are never cut and those with ``t = 0`` (``X = 0``) always are, with a zero
+        mapping: only ``0 < t < 1`` is sorted (on sparse factors a small part of the block)."""
         if self.xp is not np:
             return lambda r: self._gmap(X, g, eta * r, w)
-        E = np.broadcast_to(eta * np.ones_like(w), X.shape)
-        W = np.broadcast_to(w, X.shape)
-        pos = g > 0
-        a0 = float((W[~pos] * g[~pos] ** 2).sum())
-        t = X[pos] / (E[pos] * g[pos])
+        a0, t, wg2, xe2 = curve_parts(X, g, eta * np.ones_like(w), w)
         order = np.argsort(t)
         t = t[order]
-        A = np.concatenate(([0.0], np.cumsum((W[pos] * g[pos] ** 2)[order])))
-        B = np.concatenate(([0.0], np.cumsum((W[pos] * (X[pos] / E[pos]) ** 2)[order])))
+        A = np.concatenate(([0.0], np.cumsum(wg2[order])))
+        B = np.concatenate(([0.0], np.cumsum(xe2[order])))
 
         def value(r):
+            if not 0 < r <= 1:
+                return self._gmap(X, g, eta * r, w)
             j = int(np.searchsorted(t, r, side="left"))   # entries cut at the step r eta
             return a0 + (A[-1] - A[j]) + B[j] / (r * r)
         return value
@@ -269,7 +272,7 @@ class NoiseTracker:
         wH = self._weights(G)
         cH_full = float(fetch(md.pre.rule_H(G, G, xp))[0])
         H64 = Ht.astype(xp.float64, copy=False)
-        gH = H64 @ G - A.astype(xp.float64)
+        gH = H64 @ G - A.astype(xp.float64, copy=False)
         gsq_H = float(fetch(((gH * gH) @ wH).sum())[0])
         s_inj = self.sigma ** 2 * self.n * float(fetch(wH.sum())[0])
         s_samp = self._sampling(acc, gsq_H) if self.minibatch and acc is not None else 0.0
