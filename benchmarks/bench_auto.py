@@ -381,14 +381,9 @@ def main(argv=None):
     autos = {"auto_before": AUTO_BEFORE} if tuple(AUTO) != AUTO_BEFORE else {}
     autos.update({**(CANDIDATES if a.candidates else {}), "auto": "auto", "rl": "rl"})
     out = bench(tuple(a.set), seeds, budgets, a.quick, autos)
-    os.makedirs(a.out, exist_ok=True)
-    stem = "auto_quick" if a.quick else "auto"
-    with open(os.path.join(a.out, stem + ".json"), "w") as fh:
-        json.dump(out, fh, indent=1, default=float)
-    md = markdown(out)
-    with open(os.path.join(a.out, stem + ".md"), "w") as fh:
-        fh.write(md)
-    print(md)
+    from bench_schedules import write_results
+
+    write_results(a.out, "auto_quick" if a.quick else "auto", out, markdown(out))
     return 0
 
 

@@ -521,6 +521,16 @@ def to_target(run, target):
     return None, None
 
 
+def write_results(out_dir, stem, out, md):
+    """``out_dir/stem.json`` (the results) and ``out_dir/stem.md`` (the report), printed."""
+    os.makedirs(out_dir, exist_ok=True)
+    with open(os.path.join(out_dir, stem + ".json"), "w") as fh:
+        json.dump(out, fh, indent=1, default=float)
+    with open(os.path.join(out_dir, stem + ".md"), "w") as fh:
+        fh.write(md)
+    print(md)
+
+
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--quick", action="store_true", help="1 train, 1 held-out, 1 OOD problem, "
@@ -548,23 +558,13 @@ def main(argv=None):
         stem = "schedules_alternation" + ("_quick" if a.quick else "")
         out = alternation(a.quick, seeds, (2, 6) if a.quick else (30, 100),
                           os.path.join(a.out, "schedules.json"))
-        with open(os.path.join(a.out, stem + ".json"), "w") as fh:
-            json.dump(out, fh, indent=1, default=float)
-        md = alternation_markdown(out)
-        with open(os.path.join(a.out, stem + ".md"), "w") as fh:
-            fh.write(md)
-        print(md)
+        write_results(a.out, stem, out, alternation_markdown(out))
         return 0
     budgets = (2, 6, 10) if a.quick else (10, 30, 100)
     os.makedirs(a.out, exist_ok=True)
     stem = "schedules_quick" if a.quick else "schedules"
     out = bench(a.quick, seeds, budgets, partial=os.path.join(a.out, stem + "_partial.json"))
-    with open(os.path.join(a.out, stem + ".json"), "w") as fh:
-        json.dump(out, fh, indent=1, default=float)
-    md = markdown(out)
-    with open(os.path.join(a.out, stem + ".md"), "w") as fh:
-        fh.write(md)
-    print(md)
+    write_results(a.out, stem, out, markdown(out))
     return 0
 
 
