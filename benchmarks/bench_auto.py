@@ -368,12 +368,9 @@ def main(argv=None):
         with open(a.render) as fh:
             out = json.load(fh)
         out = relabel(out, dict(x.split("=", 1) for x in a.rename))
-        os.makedirs(a.out, exist_ok=True)
-        stem = os.path.join(a.out, "auto_quick" if out["quick"] else "auto")
-        with open(stem + ".json", "w") as fh:
-            json.dump(out, fh, indent=1, default=float)
-        with open(stem + ".md", "w") as fh:
-            fh.write(markdown(out))
+        from bench_schedules import write_results
+
+        write_results(a.out, "auto_quick" if out["quick"] else "auto", out, markdown(out))
         return 0
     seeds = a.seeds or (1 if a.quick else 3)
     budgets = tuple(a.budgets or ((10, 20) if a.quick else (10, 20, 30, 60, 100)))

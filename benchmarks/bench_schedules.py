@@ -547,11 +547,8 @@ def main(argv=None):
         with open(a.render) as fh:
             out = json.load(fh)
         out["claims"] = claims(out["rows"], out["budgets"])
-        stem = os.path.join(a.out, "schedules_quick" if out["quick"] else "schedules")
-        with open(stem + ".json", "w") as fh:
-            json.dump(out, fh, indent=1, default=float)
-        with open(stem + ".md", "w") as fh:
-            fh.write(markdown(out))
+        write_results(a.out, "schedules_quick" if out["quick"] else "schedules", out,
+                      markdown(out))
         return 0
     if a.alternation:
         os.makedirs(a.out, exist_ok=True)
