@@ -215,7 +215,7 @@ class NMFPolicyOnDNN(_ParamsRepr):
     neutral fraction 0.5 is the base LR and its range is :math:`[0.04, 2]\,\eta_0`). The
     policy is ticked on the same clock as :class:`DNNPolicy`: the first policy tick runs
     at :math:`\eta_0`, then at the end of tick :math:`k` it sees
-    ``StepInfo(tick=k-1, loss=tick-mean minibatch loss, ceiling=c)`` (its epoch counter
+    ``StepInfo.at_tick(k-1, loss=tick-mean minibatch loss, ceiling=c)`` (its epoch counter
     runs over ``n_ticks``) and sets the LR of the next tick.
 
     Parameters

@@ -289,7 +289,6 @@ def replay(schedule, losses, ceilings):
     out = []
     for t, (loss, c) in enumerate(zip(losses, ceilings)):
         extras = {"ceilings": {"W": c, "H": c}} if c is not None else {}
-        state = schedule.update(state, StepInfo(step=t, epoch=t, loss=loss, ceiling=c,
-                                                extras=extras, tick=t))
+        state = schedule.update(state, StepInfo.at_tick(t, loss=loss, ceiling=c, extras=extras))
         out.append(schedule.lr(state))
     return out

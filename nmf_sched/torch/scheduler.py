@@ -5,8 +5,8 @@ from a PyTorch training loop and writes its LR into the optimizer's param groups
 
 * construction is the schedule's initial observation (tick 0, no loss): the groups get
   the LR at tick 0 and ``last_epoch == 0``;
-* the :math:`k`-th ``step(loss=None)`` is tick :math:`k`: ``StepInfo(step=k, epoch=k,
-  loss=loss, ceiling=None, tick=k)``; the groups get the schedule's LR at tick :math:`k`
+* the :math:`k`-th ``step(loss=None)`` is tick :math:`k`: ``StepInfo.at_tick(k,
+  loss=loss)`` (``step = epoch = tick = k``, no ceiling); the groups get the schedule's LR at tick :math:`k`
   and ``last_epoch == k``. Whether a tick is an optimizer step or an epoch is the
   caller's choice, as with torch's own schedulers.
 
@@ -26,7 +26,7 @@ from torch.optim import Optimizer
 from torch.optim.lr_scheduler import LRScheduler, ReduceLROnPlateau
 
 from ..schedules import make_schedule
-from ..schedules.base import _REGISTRY, CallableSchedule, StepInfo
+from ..schedules.base import _REGISTRY, StepInfo
 from ..schedules.compose import Chain, Warmup
 from ..schedules.greedy import GreedyLR
 from ..schedules.plateau import ReduceLROnPlateau as _Plateau
@@ -408,7 +408,7 @@ class ScheduleLR(LRScheduler):
         return self._lrs()
 
     def step(self, loss=None) -> None:  # noqa: D401  (torch's signature, with the loss)
-        """Advance one tick: ``StepInfo(tick=last_epoch + 1, loss=loss)``, then set the LRs.
+        """Advance one tick: ``StepInfo.at_tick(last_epoch + 1, loss=loss)``, then set the LRs.
 
         Parameters
         ----------
